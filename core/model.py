@@ -1,0 +1,169 @@
+"""The Landauer LLM: a gate-free character RNN with golden-angle phase rotation.
+
+Parameter names match the published code (``token_embedding``, ``rnn.hidden_scale``,
+``rnn.input_linears.{l}``, ``output_head``) so state dicts move both ways.
+
+One time step of layer ``l`` (``j = arange(H)``)::
+
+    r     = cos(phase_l * j + h_prev)
+    h_new = tanh(W_l x + b_l + h_prev * r * hidden_scale[l])
+
+There is no hidden-to-hidden matrix, so :meth:`LandauerLLM.forward` projects
+every time step of a layer in one matrix product and leaves only the
+elementwise scan over time to :mod:`core.scan`. :meth:`LandauerLLM.forward_reference`
+keeps the published per-step formulation as the readable reference.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.scan import elementwise_scan
+
+PHI0 = 2.39996322972865332  # the golden angle in radians
+PHI = (1.0 + math.sqrt(5.0)) / 2.0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The five constructor arguments stored under ``config`` in a checkpoint."""
+
+    vocab_size: int
+    embed_dim: int = 64
+    hidden_dim: int = 256
+    num_layers: int = 2
+    phase_scaling: float = 2.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class AperiodicStack(nn.Module):
+    """The recurrent layers: input projections plus a per-unit scale of the rotated state."""
+
+    def __init__(self, embed_dim: int, hidden_dim: int, num_layers: int, phase_scaling: float):
+        super().__init__()
+        self.hidden_dim = hidden_dim
+        self.num_layers = num_layers
+        self.phase_scaling = phase_scaling
+        self.hidden_scale = nn.Parameter(torch.ones(num_layers, hidden_dim))
+        self.input_linears = nn.ModuleList(
+            nn.Linear(embed_dim if layer == 0 else hidden_dim, hidden_dim) for layer in range(num_layers)
+        )
+
+    def angles(self, layer: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """``phase_l * j`` for ``j = 0..H-1``, rounded exactly as the published code did."""
+        phi0 = torch.tensor(PHI0, dtype=torch.float32).to(dtype=dtype, device=device)
+        phase = phi0 / (self.phase_scaling**layer)
+        return phase * torch.arange(self.hidden_dim, dtype=dtype, device=device)
+
+    def cell(self, layer: int, x: torch.Tensor, h_prev: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+        """One time step of one layer, written as published."""
+        r = torch.cos(angles + h_prev)
+        return torch.tanh(self.input_linears[layer](x) + h_prev * r * self.hidden_scale[layer])
+
+
+class LandauerLLM(nn.Module):
+    def __init__(self, vocab_size: int, embed_dim: int = 64, hidden_dim: int = 256,
+                 num_layers: int = 2, phase_scaling: float = 2.0):
+        super().__init__()
+        self.config = ModelConfig(int(vocab_size), int(embed_dim), int(hidden_dim), int(num_layers), float(phase_scaling))
+        self.token_embedding = nn.Embedding(vocab_size, embed_dim)
+        self.rnn = AperiodicStack(embed_dim, hidden_dim, num_layers, phase_scaling)
+        self.output_head = nn.Linear(hidden_dim, vocab_size)
+
+    @classmethod
+    def from_config(cls, config: ModelConfig | dict) -> LandauerLLM:
+        values = config.to_dict() if isinstance(config, ModelConfig) else dict(config)
+        keys = ("vocab_size", "embed_dim", "hidden_dim", "num_layers", "phase_scaling")
+        return cls(**{k: values[k] for k in keys})
+
+    def init_state(self, batch_size: int, device: torch.device | str | None = None) -> torch.Tensor:
+        p = self.output_head.weight
+        return torch.zeros(self.config.num_layers, batch_size, self.config.hidden_dim,
+                           dtype=p.dtype, device=device or p.device)
+
+    def _initial_state(self, h0: torch.Tensor | None, batch_size: int) -> torch.Tensor:
+        return self.init_state(batch_size) if h0 is None else h0
+
+    def forward(self, idx: torch.Tensor, h0: torch.Tensor | None = None, *, backend: str = "auto"):
+        """Fast path: returns ``(logits (B,T,V), top_trace (T,B,H), h_last (L,B,H))``.
+
+        Each layer's input projection runs for all time steps in one matrix
+        product; the recurrence itself is an elementwise scan (:mod:`core.scan`).
+        """
+        batch, _ = idx.shape
+        h0 = self._initial_state(h0, batch)
+        x = self.token_embedding(idx.t())  # (T, B, E): time-major for the scan
+        finals = []
+        for layer, linear in enumerate(self.rnn.input_linears):
+            u = F.linear(x, linear.weight, linear.bias)  # (T, B, H), all steps at once
+            angles = self.rnn.angles(layer, u.dtype, u.device)
+            x = elementwise_scan(u, h0[layer], self.rnn.hidden_scale[layer], angles, backend=backend)
+            finals.append(x[-1])
+        logits = self.output_head(x).transpose(0, 1)
+        return logits, x, torch.stack(finals)
+
+    def forward_reference(self, idx: torch.Tensor, h0: torch.Tensor | None = None):
+        """Per-time-step path mirroring the published formulation; same outputs as :meth:`forward`."""
+        batch, steps = idx.shape
+        state = list(self._initial_state(h0, batch).unbind(0))
+        emb = self.token_embedding(idx)
+        dtype, device = emb.dtype, emb.device
+        angles = [self.rnn.angles(layer, dtype, device) for layer in range(self.config.num_layers)]
+        top = []
+        for t in range(steps):
+            x = emb[:, t]
+            for layer in range(self.config.num_layers):
+                state[layer] = self.rnn.cell(layer, x, state[layer], angles[layer])
+                x = state[layer]
+            top.append(x)
+        trace = torch.stack(top)  # (T, B, H)
+        logits = self.output_head(trace).transpose(0, 1)
+        return logits, trace, torch.stack(state)
+
+    @torch.no_grad()
+    def step(self, tokens: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Advance one character for a batch: ``tokens (B,)``, ``state (L,B,H)`` -> ``(logits (B,V), state)``.
+
+        Generation uses this, so it needs constant memory however long it runs.
+        """
+        x = self.token_embedding(tokens)
+        new = []
+        for layer in range(self.config.num_layers):
+            angles = self.rnn.angles(layer, x.dtype, x.device)
+            x = self.rnn.cell(layer, x, state[layer], angles)
+            new.append(x)
+        return self.output_head(x), torch.stack(new)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+@dataclass
+class Losses:
+    total: torch.Tensor
+    content: torch.Tensor
+    energy: torch.Tensor  # unweighted
+
+
+def compute_losses(logits: torch.Tensor, targets: torch.Tensor, top_trace: torch.Tensor,
+                   temperature: float, energy_weight: float) -> Losses:
+    """Content cross-entropy plus the weighted thermodynamic-inertia energy.
+
+    ``energy = temperature * ln(phi) * mean((h_t - h_{t-1})**2)`` over the top
+    layer's trace ``(T, B, H)``, excluding the initial state; zero when ``T < 2``.
+    """
+    content = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+    if top_trace.size(0) < 2:
+        energy = torch.zeros((), dtype=content.dtype, device=content.device)
+    else:
+        ln_phi = torch.log(torch.tensor(PHI, dtype=torch.float32)).to(top_trace.device, top_trace.dtype)
+        diff = top_trace[1:] - top_trace[:-1]
+        energy = temperature * ln_phi * (diff**2).mean()
+    return Losses(content + energy_weight * energy, content, energy)

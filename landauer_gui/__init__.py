@@ -1,0 +1,1 @@
+"""Landauer Studio: the PySide6 desktop front end over :mod:`core`."""
