@@ -1,0 +1,38 @@
+"""Shared fixtures: the read-only reference data beside the checkout, and an isolated home."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("LANDAUER_SHARED", REPO.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"reference data folder {SHARED} not present (set LANDAUER_SHARED)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def golden_dir(shared_dir: Path) -> Path:
+    return shared_dir / "golden"
+
+
+@pytest.fixture(scope="session")
+def canonical_corpus(shared_dir: Path) -> Path:
+    return shared_dir / "data" / "tiny_shakespeare.txt"
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory, monkeypatch) -> Path:
+    """Keep runs, settings and caches of every test out of the real per-user folders."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("LANDAUER_STUDIO_HOME", str(home))
+    return home
