@@ -109,23 +109,32 @@ class TextGenerator:
             raise ValueError("; ".join(problems))
         return self._stream(self.encode(prompt), sampling, stop)
 
+    def prime(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run the whole prompt from a zero state: next-character logits ``(V,)`` and state ``(L,1,H)``."""
+        return self._prime(self.encode(prompt))
+
+    @torch.no_grad()
+    def _prime(self, ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.tensor([ids], dtype=torch.long, device=self.device)
+        logits, _, state = self.model.forward(idx)
+        return logits[0, -1].clone(), state  # the last position predicts; the state carries the rest
+
     def _stream(self, ids: list[int], sampling: SamplingConfig,
                 stop: threading.Event | None) -> Iterator[str]:
+        # No ``with torch.no_grad()`` around the yields: grad mode is thread-wide and
+        # would leak into the consumer between characters. Each call disables it itself.
         gen = make_generator(sampling.seed)
-        device = self.device
-        with torch.no_grad():
-            logits, _, state = self.model.forward(torch.tensor([ids], dtype=torch.long, device=device))
-            logits = logits[0, -1].clone()  # only the last position predicts; the state carries the rest
-            token = torch.empty(1, dtype=torch.long, device=device)
-            for i in range(sampling.max_new_tokens):
-                if stop is not None and stop.is_set():
-                    return
-                tok = sample_token(logits, sampling.temperature, sampling.top_k, gen)
-                yield self.itos[tok]
-                if i + 1 < sampling.max_new_tokens:
-                    token.fill_(tok)
-                    step_logits, state = self.model.step(token, state)
-                    logits = step_logits[0]
+        logits, state = self._prime(ids)
+        token = torch.empty(1, dtype=torch.long, device=self.device)
+        for i in range(sampling.max_new_tokens):
+            if stop is not None and stop.is_set():
+                return
+            tok = sample_token(logits, sampling.temperature, sampling.top_k, gen)
+            yield self.itos[tok]
+            if i + 1 < sampling.max_new_tokens:
+                token.fill_(tok)
+                step_logits, state = self.model.step(token, state)  # runs under no_grad
+                logits = step_logits[0]
 
     def generate(self, prompt: str, sampling: SamplingConfig | None = None,
                  stop: threading.Event | None = None) -> str:
