@@ -1,5 +1,174 @@
-"""Numba kernels for the scan (being written)."""
+"""Numba kernels for the elementwise scan on CPU.
+
+Why hand-written ``cos``/``sin``/``tanh``: numba calls libm for ``math.cos``
+one scalar at a time (the pip llvmlite has no SVML), which blocks
+vectorisation. The polynomials below are plain multiply-adds in float64, which
+LLVM vectorises; evaluated in float64 and rounded once, they land within
+float32 rounding of torch's float32 ``cos``/``tanh`` (the tests check it over
+the whole argument range, up to ``phase * j`` of about 1,200 and beyond).
+
+Products and sums that the published code computes in float32
+(``phase*j + h``, ``h * r * scale``, ``u + ...``) are computed in float32 here
+too, in the same order, so the arguments of ``cos``/``tanh`` are bit-identical.
+
+Batch rows are independent over all time steps, so the kernels split the
+batch across threads once per call, not once per time step. Compiled code is
+cached in a per-user folder (a bundled app's own folder is read-only).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import torch
+
+_ERROR: str | None = None
+try:
+    from core.resources import user_cache_dir
+
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(user_cache_dir() / "numba"))
+    import numpy as np
+    from numba import float32, float64, int64, njit, prange
+except Exception as exc:  # numba is optional: the torch loop in core.scan still works
+    _ERROR = f"{type(exc).__name__}: {exc}"
+
+# The work-queue threading layer must not be entered from two threads at once
+# (training and prompt conditioning in the studio can overlap).
+_LOCK = threading.Lock()
 
 
 def available() -> bool:
-    return False
+    return _ERROR is None and os.environ.get("LANDAUER_DISABLE_NUMBA", "") in ("", "0")
+
+
+def unavailable_reason() -> str | None:
+    return _ERROR
+
+
+if _ERROR is None:
+    _JIT = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
+
+    # pi/2 split so that k * _PIO2_HI is exact for |k| < 2**20 (fdlibm's pio2_1/pio2_1t).
+    _PIO2_HI = 1.57079632673412561417e00
+    _PIO2_LO = 6.07710050650619224932e-11
+    _TWO_OVER_PI = 6.36619772367581382433e-01
+    _ROUND = 6755399441055744.0  # 1.5 * 2**52: adding and subtracting it rounds to an integer
+
+    @njit(**_JIT, inline="always")
+    def _sincos(a):
+        """(sin a, cos a) in float64 for a float32 argument; error about 1e-9 relative."""
+        x = float64(a)
+        k = (x * _TWO_OVER_PI + _ROUND) - _ROUND  # round to nearest without a libm call
+        r = (x - k * _PIO2_HI) - k * _PIO2_LO  # |r| <= pi/4
+        z = r * r
+        s = r * (1.0 + z * (-1.0 / 6 + z * (1.0 / 120 + z * (-1.0 / 5040 + z * (1.0 / 362880
+            + z * (-1.0 / 39916800))))))
+        c = 1.0 + z * (-0.5 + z * (1.0 / 24 + z * (-1.0 / 720 + z * (1.0 / 40320
+            + z * (-1.0 / 3628800 + z * (1.0 / 479001600))))))
+        # quadrant q = k mod 4 picks (+-sin r, +-cos r); integer ops keep the loop vectorisable
+        q = int64(k)
+        odd = float64(q & 1)
+        sin_sign = 1.0 - 2.0 * float64((q >> 1) & 1)
+        cos_sign = 1.0 - 2.0 * float64(((q + 1) >> 1) & 1)
+        return (s + odd * (c - s)) * sin_sign, (c + odd * (s - c)) * cos_sign
+
+    @njit(**_JIT, inline="always")
+    def _cos(a):
+        return _sincos(a)[1]
+
+    @njit(**_JIT, inline="always")
+    def _tanh(zf):
+        """tanh in float64 for a float32 argument, via expm1 doubling (keeps relative accuracy near 0)."""
+        x = abs(float64(zf))
+        x = x if x < 9.5 else 9.5  # float32 tanh is exactly +-1 beyond about 9.01
+        r = x * (2.0 / 16.0)
+        m = r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (1.0 / 720
+            + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (1.0 / 3628800
+            + r * (1.0 / 39916800)))))))))))
+        m = m * (m + 2.0)  # expm1(2y) = expm1(y) * (expm1(y) + 2), four times: 2x = 16r
+        m = m * (m + 2.0)
+        m = m * (m + 2.0)
+        m = m * (m + 2.0)
+        return np.copysign(m / (m + 2.0), float64(zf))
+
+    @njit(**_JIT, parallel=True)
+    def _forward_kernel(u, h0, scale, angles, out):
+        steps, batch, hidden = u.shape
+        for b in prange(batch):
+            h = h0[b].copy()  # a private buffer: reading and writing `out` itself defeats vectorisation
+            for t in range(steps):
+                ut = u[t, b]
+                cur = out[t, b]
+                for j in range(hidden):
+                    hp = h[j]
+                    r = float32(_cos(angles[j] + hp))
+                    z = ut[j] + hp * r * scale[j]
+                    hn = float32(_tanh(z))
+                    h[j] = hn
+                    cur[j] = hn
+
+    @njit(**_JIT, parallel=True)
+    def _backward_kernel(grad_trace, h0, scale, angles, trace, grad_u, grad_h0, grad_s_rows):
+        steps, batch, hidden = trace.shape
+        for b in prange(batch):
+            carry = np.zeros(hidden, dtype=np.float32)
+            gs = grad_s_rows[b]
+            for t in range(steps - 1, -1, -1):
+                prev = h0[b] if t == 0 else trace[t - 1, b]
+                cur = trace[t, b]
+                gt = grad_trace[t, b]
+                gu = grad_u[t, b]
+                for j in range(hidden):
+                    hp = prev[j]
+                    sin_a, cos_a = _sincos(angles[j] + hp)
+                    r = float32(cos_a)
+                    h = cur[j]
+                    gz = (gt[j] + carry[j]) * (float32(1.0) - h * h)
+                    gu[j] = gz
+                    gs[j] += float64(gz * hp * r)
+                    carry[j] = gz * scale[j] * (r - hp * float32(sin_a))
+            grad_h0[b, :] = carry
+
+    @njit(**_JIT)
+    def _elementwise(fn_id, a):
+        """Elementwise sin/cos/tanh over a float32 array (for tests of the approximations)."""
+        out = np.empty(a.shape, dtype=np.float32)
+        for i in range(a.size):
+            if fn_id == 0:
+                out.flat[i] = float32(_sincos(a.flat[i])[0])
+            elif fn_id == 1:
+                out.flat[i] = float32(_sincos(a.flat[i])[1])
+            else:
+                out.flat[i] = float32(_tanh(a.flat[i]))
+        return out
+
+
+def _np(t: torch.Tensor):
+    return t.detach().numpy()
+
+
+def forward(u: torch.Tensor, h0: torch.Tensor, scale: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+    """Trace ``(T,B,H)`` of one layer; all inputs float32, contiguous, on CPU."""
+    out = torch.empty_like(u)
+    with _LOCK:
+        _forward_kernel(_np(u), _np(h0), _np(scale.contiguous()), _np(angles.contiguous()), out.numpy())
+    return out
+
+
+def backward(grad_trace, h0, scale, angles, trace):
+    """Gradients ``(grad_u, grad_h0, grad_scale)`` for :func:`forward`."""
+    grad_u = torch.empty_like(trace)
+    grad_h0 = torch.empty_like(h0)
+    rows = np.zeros((h0.shape[0], h0.shape[1]), dtype=np.float64)
+    with _LOCK:
+        _backward_kernel(_np(grad_trace), _np(h0), _np(scale.contiguous()), _np(angles.contiguous()),
+                         _np(trace), grad_u.numpy(), grad_h0.numpy(), rows)
+    grad_s = torch.from_numpy(rows.sum(axis=0).astype(np.float32))
+    return grad_u, grad_h0, grad_s
+
+
+def elementwise(fn: str, x: torch.Tensor) -> torch.Tensor:
+    """The kernels' own sin/cos/tanh on a float32 tensor, for accuracy tests."""
+    fn_id = {"sin": 0, "cos": 1, "tanh": 2}[fn]
+    return torch.from_numpy(_elementwise(fn_id, _np(x.contiguous())))
