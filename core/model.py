@@ -55,12 +55,21 @@ class AperiodicStack(nn.Module):
         self.input_linears = nn.ModuleList(
             nn.Linear(embed_dim if layer == 0 else hidden_dim, hidden_dim) for layer in range(num_layers)
         )
+        self._angle_cache: dict[tuple, torch.Tensor] = {}  # constants, rebuilt per dtype/device
 
     def angles(self, layer: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-        """``phase_l * j`` for ``j = 0..H-1``, rounded exactly as the published code did."""
-        phi0 = torch.tensor(PHI0, dtype=torch.float32).to(dtype=dtype, device=device)
-        phase = phi0 / (self.phase_scaling**layer)
-        return phase * torch.arange(self.hidden_dim, dtype=dtype, device=device)
+        """``phase_l * j`` for ``j = 0..H-1``, rounded exactly as the published code did.
+
+        Cached: generation calls this for every character of every layer.
+        """
+        key = (layer, dtype, device)
+        cached = self._angle_cache.get(key)
+        if cached is None:
+            phi0 = torch.tensor(PHI0, dtype=torch.float32).to(dtype=dtype, device=device)
+            phase = phi0 / (self.phase_scaling**layer)
+            cached = phase * torch.arange(self.hidden_dim, dtype=dtype, device=device)
+            self._angle_cache[key] = cached
+        return cached
 
     def cell(self, layer: int, x: torch.Tensor, h_prev: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
         """One time step of one layer, written as published."""
@@ -136,8 +145,7 @@ class LandauerLLM(nn.Module):
         x = self.token_embedding(tokens)
         new = []
         for layer in range(self.config.num_layers):
-            angles = self.rnn.angles(layer, x.dtype, x.device)
-            x = self.rnn.cell(layer, x, state[layer], angles)
+            x = self.rnn.cell(layer, x, state[layer], self.rnn.angles(layer, x.dtype, x.device))
             new.append(x)
         return self.output_head(x), torch.stack(new)
 
