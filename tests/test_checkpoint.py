@@ -299,6 +299,7 @@ class RunsCode:
         return self.func, (self.arg,)
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol 4")
 @pytest.mark.parametrize("protocol", [2, 4])
 @pytest.mark.parametrize("kind", ["os.system", "builtins.exec"])
 def test_hostile_pickle_is_refused_and_runs_nothing(tmp_path, kind, protocol):
