@@ -1,0 +1,471 @@
+"""The training loop as a generator of typed events.
+
+The CLI prints the events and the studio plots them; neither has a loop of its
+own, so both train exactly the same way. The math is the published one (Adam,
+optional gradient clipping, a zero state every step, random offsets per step).
+
+What we add, without changing that math:
+
+* batches come from a dedicated ``torch.Generator`` whose state is saved, so a
+  resumed run continues with bit-identical losses;
+* validation averages a fixed set of batches drawn once (the published single
+  random batch is too noisy to compare runs);
+* expected failures (bad config, unreadable corpus, full disk, a loss that
+  becomes NaN) end the stream with a :class:`~core.events.Failed` event instead
+  of an exception, and bad weights are never written over good ones;
+* ``pause()``, ``resume()`` and ``stop()`` may be called from any thread.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core import __version__
+from core.checkpoint import (
+    FORMAT_VERSION,
+    CheckpointError,
+    build_payload,
+    load_checkpoint,
+    save_checkpoint,
+)
+from core.data import Corpus, CorpusError, get_batch, load_corpus
+from core.device import describe, resolve_device
+from core.events import (
+    CheckpointSaved,
+    EvalMetrics,
+    Event,
+    Failed,
+    Finished,
+    Paused,
+    Resumed,
+    Started,
+    StepMetrics,
+)
+from core.hparams import TrainConfig
+from core.model import LandauerLLM, compute_losses
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+MAX_TRAIN_LINES = 20_000  # per run in metrics.jsonl; longer runs record every k-th step
+TOKENS_PER_S_SMOOTHING = 0.9  # weight of the past in the step-time moving average
+OUT_OF_MEMORY = (torch.cuda.OutOfMemoryError, MemoryError)
+MODEL_KEYS = ("embed_dim", "hidden_dim", "num_layers", "phase_scaling")
+
+
+def checkpoint_name(step: int) -> str:
+    """The published file name of the checkpoint after ``step`` steps."""
+    return f"landauer_llm_step{step}.pth"
+
+
+class _Abort(Exception):
+    """An expected failure: becomes a :class:`Failed` event, never escapes :meth:`Trainer.run`."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+def _grad_norm(params: list[torch.Tensor]) -> torch.Tensor:
+    """Total 2-norm of the gradients, computed without touching them (finite-check only)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+
+
+class Trainer:
+    """Trains one run described by ``config``; iterate :meth:`run` to drive it.
+
+    ``corpus`` may be passed in when it is already loaded (the studio previews
+    it); otherwise ``config.data_path`` is read when the run starts.
+    """
+
+    def __init__(self, config: TrainConfig, corpus: Corpus | None = None):
+        self.config = config
+        self.corpus = corpus
+        self.model: LandauerLLM | None = None
+        self.last_checkpoint: str | None = None
+        self._cond = threading.Condition()
+        self._paused = False
+        self._stop_requested = False
+        self._started = False
+
+    # -- control, from any thread -------------------------------------------------
+
+    def pause(self) -> None:
+        """Hold before the next step until :meth:`resume` or :meth:`stop`."""
+        with self._cond:
+            self._paused = True
+            self._cond.notify_all()
+
+    def resume(self) -> None:
+        with self._cond:
+            self._paused = False
+            self._cond.notify_all()
+
+    def stop(self) -> None:
+        """Finish after the current step, saving a checkpoint first (also works while paused)."""
+        with self._cond:
+            self._stop_requested = True
+            self._cond.notify_all()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop_requested
+
+    # -- the loop -----------------------------------------------------------------
+
+    def run(self) -> Iterator[Event]:
+        """Yield events until the run ends with :class:`Finished` or :class:`Failed`."""
+        if self._started:
+            raise RuntimeError("a Trainer runs once; create a new one for another run")
+        self._started = True
+        self._step = 0
+        self._metrics_file = None
+        self._active_s = 0.0
+        try:
+            try:
+                self._setup()
+            except _Abort as exc:
+                yield Failed(step=self._step, message=exc.message, kind=exc.kind,
+                             last_checkpoint=self.last_checkpoint)
+                return
+            except OUT_OF_MEMORY as exc:
+                yield self._out_of_memory(exc)
+                return
+            yield from self._loop()
+        finally:
+            if self._metrics_file is not None:
+                try:
+                    self._metrics_file.close()
+                except OSError:
+                    log.warning("could not close %s", METRICS_FILE, exc_info=True)
+                self._metrics_file = None
+
+    def _out_of_memory(self, exc: BaseException) -> Failed:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return Failed(step=self._step, kind="error", last_checkpoint=self.last_checkpoint,
+                      message=f"out of memory on {getattr(self, 'device', 'the device')}: lower the "
+                      f"batch size, sequence length or hidden size ({first})")
+
+    def _setup(self) -> None:
+        cfg = self.config
+        problems = cfg.errors()
+        if problems:
+            raise _Abort("config", "invalid settings: " + "; ".join(problems))
+        try:
+            self.device = resolve_device(cfg.device)
+        except (ValueError, RuntimeError) as exc:
+            raise _Abort("config", str(exc)) from exc
+
+        corpus = self.corpus
+        if corpus is None:
+            try:
+                corpus = load_corpus(cfg.data_path)
+            except CorpusError as exc:
+                raise _Abort("corpus", str(exc)) from exc
+            self.corpus = corpus
+        try:
+            corpus.check_seq_len(cfg.seq_len, cfg.eval_every > 0)
+        except CorpusError as exc:
+            raise _Abort("corpus", str(exc)) from exc
+        self.itos = {int(k): v for k, v in corpus.itos.items()}
+        self.corpus_info = corpus.summary()
+
+        resume_state = self._load_resume() if cfg.resume else None
+
+        torch.manual_seed(cfg.seed)
+        model = LandauerLLM(**cfg.model_kwargs(corpus.vocab_size))
+        model.to(self.device)
+        self.model = model
+        self.params = list(model.parameters())
+        self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr)
+        self.batch_gen = torch.Generator().manual_seed(cfg.seed)
+        self.eval_batches = self._draw_eval_batches(corpus)
+        self.last_train: dict[str, float] | None = None
+        self.last_val: dict[str, float] | None = None
+
+        if resume_state is not None:
+            self._restore(resume_state)
+
+        self.save_dir = Path(cfg.save_dir)
+        try:
+            self.save_dir.mkdir(parents=True, exist_ok=True)
+            self._write_config()
+            self._open_metrics()
+        except OSError as exc:
+            raise _Abort("disk", f"cannot write to {self.save_dir}: {exc.strerror or exc}") from exc
+
+    def _load_resume(self) -> dict[str, Any]:
+        cfg = self.config
+        try:
+            payload = load_checkpoint(cfg.resume)
+        except CheckpointError as exc:
+            raise _Abort("checkpoint", str(exc)) from exc
+        extras = payload.get("landauer_studio")
+        if not isinstance(extras, dict) or "optimizer_state" not in extras or "rng" not in extras:
+            raise _Abort("checkpoint", f"{cfg.resume} holds weights but no training state "
+                         "(optimiser, random generators), so training cannot resume from it")
+        saved = payload.get("config", {})
+        wanted = cfg.model_kwargs(self.corpus.vocab_size)
+        diffs = [f"{k} {saved.get(k)!r} in the checkpoint, {wanted[k]!r} here"
+                 for k in MODEL_KEYS if saved.get(k) != wanted[k]]
+        if diffs:
+            raise _Abort("config", "the model settings differ from the checkpoint's: " + "; ".join(diffs))
+        saved_itos = {int(k): v for k, v in payload.get("itos", {}).items()}
+        if saved_itos != self.itos:
+            raise _Abort("corpus", f"the corpus {cfg.data_path} has a different character set "
+                         f"than the one {cfg.resume} was trained on")
+        return payload
+
+    def _restore(self, payload: dict[str, Any]) -> None:
+        extras = payload["landauer_studio"]
+        try:
+            self.model.load_state_dict(payload["model_state"])
+            self.optimizer.load_state_dict(extras["optimizer_state"])
+            rng = extras["rng"]
+            self.batch_gen.set_state(rng["batch"])
+            torch.set_rng_state(rng["torch"])
+            if rng.get("cuda") is not None and self.device.type == "cuda":
+                torch.cuda.set_rng_state(rng["cuda"], self.device)
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise _Abort("checkpoint", f"cannot resume from {self.config.resume}: {exc}") from exc
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.lr  # a resumed run may deliberately change the rate
+        self._step = int(extras.get("step", 0))
+        metrics = extras.get("metrics") or {}
+        self.last_train = metrics.get("train")
+        self.last_val = metrics.get("val")
+        self.last_checkpoint = str(self.config.resume)
+
+    def _draw_eval_batches(self, corpus: Corpus) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The fixed validation batches: drawn once, from their own generator (seed + 1)."""
+        cfg = self.config
+        if cfg.eval_every <= 0:
+            return []
+        gen = torch.Generator().manual_seed(cfg.seed + 1)
+        return [get_batch(corpus.val_data, cfg.batch_size, cfg.seq_len, gen, "cpu")
+                for _ in range(cfg.eval_batches)]
+
+    def _write_config(self) -> None:
+        info = {
+            "train_config": self.config.to_dict(),
+            "model_config": self.model.config.to_dict(),
+            "corpus": self.corpus_info,
+            "device": str(self.device),
+            "device_description": describe(self.device),
+            "start_step": self._step,
+            "num_parameters": self.model.num_parameters(),
+            "torch_version": torch.__version__,
+            "landauer_studio_version": __version__,
+        }
+        path = self.save_dir / CONFIG_FILE
+        path.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+
+    def _open_metrics(self) -> None:
+        """Open metrics.jsonl for appending, dropping lines a resumed run will redo."""
+        path = self.save_dir / METRICS_FILE
+        if self._step > 0 and path.exists():
+            kept = []
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    if json.loads(line).get("step", 0) <= self._step:
+                        kept.append(line)
+                except (json.JSONDecodeError, AttributeError):
+                    continue
+            path.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
+        elif self._step == 0:
+            path.write_text("", encoding="utf-8")
+        self._metrics_file = path.open("a", encoding="utf-8")
+        self._metrics_every = max(1, math.ceil(self.config.steps / MAX_TRAIN_LINES))
+
+    def _record(self, kind: str, values: dict[str, Any], flush: bool) -> None:
+        try:
+            self._metrics_file.write(json.dumps({"type": kind, **values}) + "\n")
+            if flush:
+                self._metrics_file.flush()
+        except OSError as exc:
+            raise _Abort("disk", f"cannot write {METRICS_FILE}: {exc.strerror or exc}") from exc
+
+    def _flush_metrics(self) -> None:
+        try:
+            self._metrics_file.flush()
+        except OSError as exc:
+            raise _Abort("disk", f"cannot write {METRICS_FILE}: {exc.strerror or exc}") from exc
+
+    def _wait_if_paused(self) -> Iterator[Event]:
+        if not self._paused or self._stop_requested:
+            return
+        yield Paused(step=self._step)
+        with self._cond:
+            self._cond.wait_for(lambda: not self._paused or self._stop_requested)
+        if not self._stop_requested:
+            yield Resumed(step=self._step)
+
+    def _loop(self) -> Iterator[Event]:
+        cfg = self.config
+        corpus = self.corpus
+        model = self.model
+        start_step = self._step
+        yield Started(
+            run_dir=str(self.save_dir),
+            device=str(self.device),
+            device_description=describe(self.device),
+            start_step=start_step,
+            total_steps=cfg.steps,
+            vocab_size=int(corpus.vocab_size),
+            train_tokens=len(corpus.train_data),
+            val_tokens=len(corpus.val_data),
+            num_parameters=model.num_parameters(),
+            config=cfg.to_dict(),
+        )
+        tokens_per_step = cfg.batch_size * cfg.seq_len
+        ema_dt: float | None = None
+        saved_at = start_step  # nothing new to save until a step is taken
+        model.train()
+        try:
+            while self._step < cfg.steps:
+                yield from self._wait_if_paused()
+                if self._stop_requested:
+                    break
+                t0 = time.perf_counter()
+                step = self._step + 1
+                x, y = get_batch(corpus.train_data, cfg.batch_size, cfg.seq_len, self.batch_gen, self.device)
+                self.optimizer.zero_grad(set_to_none=True)
+                logits, trace, _ = model(x)
+                losses = compute_losses(logits, y, trace, cfg.temperature, cfg.energy_weight)
+                losses.total.backward()
+                if cfg.grad_clip > 0:
+                    norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
+                else:
+                    norm = _grad_norm(self.params)
+                values = torch.stack([losses.total.detach(), losses.content.detach(),
+                                      losses.energy.detach(), norm.detach().to(losses.total.device)])
+                total, content, energy, gnorm = values.tolist()  # one device sync per step
+                if not all(math.isfinite(v) for v in (total, content, energy, gnorm)):
+                    self.optimizer.zero_grad(set_to_none=True)
+                    bad = "loss" if not math.isfinite(total) else "gradient norm"
+                    kept = (f"the last good checkpoint is {self.last_checkpoint}"
+                            if self.last_checkpoint else "no checkpoint had been saved yet")
+                    yield Failed(step=step, kind="nan", last_checkpoint=self.last_checkpoint,
+                                 message=f"the {bad} became {total if bad == 'loss' else gnorm} at step {step}; "
+                                 f"training stopped and these weights were not saved ({kept}). "
+                                 f"Try a lower learning rate (now {cfg.lr:g}) or gradient clipping.")
+                    return
+                self.optimizer.step()
+                self._step = step
+                dt = time.perf_counter() - t0
+                self._active_s += dt
+                if step == start_step + 1:
+                    rate_dt = dt  # the first step pays for warm-up (kernel compilation); keep it out
+                else:
+                    ema_dt = dt if ema_dt is None else (
+                        TOKENS_PER_S_SMOOTHING * ema_dt + (1 - TOKENS_PER_S_SMOOTHING) * dt)
+                    rate_dt = ema_dt
+                self.last_train = {"loss": total, "content": content, "energy": energy}
+                metrics = StepMetrics(step=step, total_steps=cfg.steps, loss=total, content=content,
+                                      energy=energy, tokens_per_s=tokens_per_step / max(rate_dt, 1e-9),
+                                      elapsed_s=self._active_s)
+                logged = cfg.log_every > 0 and step % cfg.log_every == 0
+                if step % self._metrics_every == 0 or logged or step == cfg.steps:
+                    self._record("train", {
+                        "step": step, "loss": total, "content": content, "energy": energy,
+                        "tokens_per_s": metrics.tokens_per_s, "elapsed_s": metrics.elapsed_s,
+                    }, flush=logged)
+                yield metrics
+
+                if cfg.eval_every > 0 and step % cfg.eval_every == 0:
+                    t1 = time.perf_counter()
+                    ev = self.evaluate()
+                    self._active_s += time.perf_counter() - t1
+                    self._record("val", {"step": step, "loss": ev.loss, "content": ev.content,
+                                         "energy": ev.energy, "batches": ev.batches}, flush=True)
+                    yield ev
+
+                final = step == cfg.steps
+                if final or (cfg.save_every > 0 and step % cfg.save_every == 0):
+                    yield self._save("final" if final else "periodic")
+                    saved_at = step
+
+            stopped = self._step < cfg.steps
+            if stopped and self._step != saved_at:
+                yield self._save("stop")
+            self._flush_metrics()
+            yield Finished(step=self._step, run_dir=str(self.save_dir),
+                           last_checkpoint=self.last_checkpoint, stopped=stopped,
+                           elapsed_s=self._active_s)
+        except _Abort as exc:
+            yield Failed(step=self._step, message=exc.message, kind=exc.kind,
+                         last_checkpoint=self.last_checkpoint)
+        except OUT_OF_MEMORY as exc:
+            yield self._out_of_memory(exc)
+
+    @torch.no_grad()
+    def evaluate(self) -> EvalMetrics:
+        """Mean validation losses over the fixed batches, at the current weights."""
+        cfg = self.config
+        model = self.model
+        was_training = model.training
+        model.eval()
+        sums = torch.zeros(3, dtype=torch.float64)
+        try:
+            for x, y in self.eval_batches:
+                x, y = x.to(self.device), y.to(self.device)
+                logits, trace, _ = model(x)
+                losses = compute_losses(logits, y, trace, cfg.temperature, cfg.energy_weight)
+                sums += torch.stack([losses.total, losses.content, losses.energy]).double().cpu()
+        finally:
+            model.train(was_training)
+        n = max(len(self.eval_batches), 1)
+        total, content, energy = (sums / n).tolist()
+        self.last_val = {"loss": total, "content": content, "energy": energy}
+        return EvalMetrics(step=self._step, loss=total, content=content, energy=energy,
+                           batches=len(self.eval_batches))
+
+    def _save(self, reason: str) -> CheckpointSaved:
+        """Write the checkpoint for the current step; a failure here is a :class:`Failed` (disk)."""
+        cfg = self.config
+        rng = {"batch": self.batch_gen.get_state(), "torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        extras = {
+            "format_version": FORMAT_VERSION,
+            "step": self._step,
+            "optimizer_state": self.optimizer.state_dict(),  # build_payload moves it to the CPU
+            "rng": rng,
+            "train_config": cfg.to_dict(),
+            "metrics": {"train": self.last_train, "val": self.last_val},
+            "corpus": self.corpus_info,
+        }
+        args = cfg.to_dict()
+        args["device"] = str(self.device)  # the published args held the device actually used
+        path = self.save_dir / checkpoint_name(self._step)
+        try:
+            payload = build_payload(self.model, self.itos, args, extras)
+        except CheckpointError as exc:
+            raise _Abort("checkpoint", str(exc)) from exc
+        try:
+            save_checkpoint(path, payload)
+        except CheckpointError as exc:  # its message names the file and the cause (disk full, ...)
+            raise _Abort("disk", str(exc)) from exc
+        except OSError as exc:
+            raise _Abort("disk", f"could not save checkpoint {path}: {exc.strerror or exc}") from exc
+        self.last_checkpoint = str(path)
+        self._flush_metrics()
+        return CheckpointSaved(step=self._step, path=str(path), reason=reason)
