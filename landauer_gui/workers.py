@@ -10,7 +10,7 @@ from __future__ import annotations
 import traceback
 from collections.abc import Callable, Iterator
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 
 class _IteratorWorker(QObject):
@@ -54,7 +54,9 @@ class BackgroundIterator(QObject):
         self._thread.started.connect(self._worker.run)
         self._worker.item.connect(self.item)
         self._worker.failed.connect(self.failed)
-        self._worker.done.connect(self._thread.quit)
+        # Direct: quit() is thread-safe, and a queued call would never run while the
+        # UI thread is blocked in wait() (closing the window mid-run would hang).
+        self._worker.done.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
         self._thread.finished.connect(self._on_thread_finished)
         self._running = False
 
