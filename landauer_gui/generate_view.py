@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QEventLoop, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import (
     QCloseEvent,
     QColor,
@@ -145,6 +145,21 @@ def _stamp(path: Path) -> tuple | None:
     return (st.st_mtime_ns, st.st_size)
 
 
+def _wait_for(worker: BackgroundIterator, msecs: int) -> bool:
+    """Wait for ``worker`` while still handling events.
+
+    Its thread ends through a queued call handled on this (the UI) thread, so a
+    blocking ``QThread.wait`` here would only time out.
+    """
+    loop = QEventLoop()
+    worker.finished.connect(loop.quit)
+    if worker.is_running():
+        QTimer.singleShot(msecs, loop.quit)
+        loop.exec()
+    worker.finished.disconnect(loop.quit)
+    return not worker.is_running()
+
+
 class _Row(QTreeWidgetItem):
     """A table row that sorts numbers and dates by value rather than by text."""
 
@@ -186,6 +201,7 @@ class GenerateView(QWidget):
         self._problem: _Problem | None = None
         self._failure: str | None = None
         self._error = ""
+        self._closing = False  # set by shutdown(): start no new threads
 
         self._flush_timer = QTimer(self)
         self._flush_timer.setInterval(FLUSH_MS)
@@ -193,6 +209,9 @@ class GenerateView(QWidget):
 
         self._build_ui()
         self._update_buttons()
+        app = QApplication.instance()
+        if app is not None:  # child widgets get no closeEvent when the window closes
+            app.aboutToQuit.connect(self.shutdown)
         self.refresh()
 
     # --- layout -------------------------------------------------------------------
@@ -278,7 +297,7 @@ class GenerateView(QWidget):
         self.prompt_edit.setPlaceholderText("Prompt: the text to continue (empty starts from a space)")
         self.prompt_edit.setTabChangesFocus(True)
         self.prompt_edit.textChanged.connect(self._clear_prompt_marks)
-        self.prompt_edit.setMaximumHeight(110)
+        self.prompt_edit.setMaximumHeight(96)
 
         self.generate_button = QPushButton("Generate")
         self.generate_button.setDefault(True)
@@ -327,8 +346,9 @@ class GenerateView(QWidget):
         main = QSplitter(Qt.Orientation.Vertical)
         main.addWidget(ckpt_box)
         main.addWidget(bottom)
-        main.setStretchFactor(0, 1)
-        main.setStretchFactor(1, 3)
+        main.setStretchFactor(0, 2)
+        main.setStretchFactor(1, 5)
+        main.setSizes([240, 600])  # room for several checkpoints before the list scrolls
         main.setChildrenCollapsible(False)
 
         outer = QVBoxLayout(self)
@@ -493,7 +513,7 @@ class GenerateView(QWidget):
 
     def _read_pending_infos(self) -> None:
         """Read checkpoint details off the UI thread, one batch at a time."""
-        if self._info_worker is not None or not self._info_pending:
+        if self._info_worker is not None or not self._info_pending or self._closing:
             return
         batch = list(self._info_pending.items())
         self._info_inflight = dict(self._info_pending)
@@ -547,7 +567,7 @@ class GenerateView(QWidget):
     @Slot()
     def generate(self) -> None:
         """Start sampling from the selected checkpoint; ignored while a sample is running."""
-        if self._worker is not None:
+        if self._worker is not None or self._closing:
             return
         path = self.selected_path()
         if path is None:
@@ -763,13 +783,22 @@ class GenerateView(QWidget):
         self.copy_button.setEnabled(has_text)
         self.save_button.setEnabled(has_text)
 
-    def shutdown(self, msecs: int = 10_000) -> None:
-        """Stop sampling and wait for the worker threads; call before the view is destroyed."""
+    def shutdown(self, msecs: int = 10_000) -> bool:
+        """Stop sampling, start nothing new, and wait for the worker threads to end.
+
+        Call before the view is destroyed (it also runs on application quit):
+        a QThread destroyed while running aborts the process. True when all ended.
+        """
+        self._closing = True
         self._stop.set()
+        self._flush_timer.stop()
+        deadline = time.monotonic() + msecs / 1000
+        ended = True
         for worker in (self._worker, self._info_worker):
             if worker is not None:
-                worker.wait(msecs)
-        QApplication.processEvents()
+                left = max(0, int((deadline - time.monotonic()) * 1000))
+                ended = _wait_for(worker, left) and ended
+        return ended
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
         self.shutdown()

@@ -247,3 +247,51 @@ def test_invalid_sampling_option_blocks_generation(qtbot, view, golden_ckpt):
     assert "temperature" in view.error_text()
     view.set_sampling(temperature=1.0)
     assert len(_generate(qtbot, view, "ROMEO:", max_new_tokens=10, seed=1)) == 10
+
+
+def test_generates_while_a_training_run_continues(qtbot, view):
+    """The studio samples a run's checkpoints while that run keeps training on its own thread."""
+    from core.data import Corpus
+    from core.events import CheckpointSaved
+    from core.hparams import TrainConfig
+    from core.trainer import Trainer
+    from landauer_gui.workers import BackgroundIterator
+
+    corpus = Corpus.from_text("To be, or not to be, that is the question.\n" * 40)
+    cfg = TrainConfig(batch_size=4, seq_len=16, embed_dim=8, hidden_dim=16, num_layers=1, steps=1_000_000,
+                      save_every=5, eval_every=0, log_every=0, device="cpu",
+                      save_dir=str(resources.runs_dir() / "live"))
+    trainer = Trainer(cfg, corpus)
+    saved: list[int] = []
+
+    def on_event(ev):
+        if isinstance(ev, CheckpointSaved):
+            saved.append(ev.step)
+            view.add_checkpoint(ev.path, select=len(saved) == 1)
+
+    training = BackgroundIterator(trainer.run)
+    training.item.connect(on_event)
+    training.start()
+    try:
+        qtbot.waitUntil(lambda: bool(saved), timeout=TIMEOUT_MS)
+        text = _generate(qtbot, view, "To be", max_new_tokens=200, seed=2)
+        assert len(text) == 200 and view.error_text() == ""
+        steps_after_sample = saved[-1]
+        qtbot.waitUntil(lambda: saved[-1] > steps_after_sample, timeout=TIMEOUT_MS)
+        assert training.is_running()
+    finally:
+        trainer.stop()
+        qtbot.waitUntil(lambda: not training.is_running(), timeout=TIMEOUT_MS)
+
+
+def test_shutdown_ends_a_running_sample(qtbot, golden_ckpt):
+    v = GenerateView()
+    qtbot.addWidget(v)
+    v.add_checkpoint(golden_ckpt)
+    v.set_sampling(max_new_tokens=1_000_000)
+    v.generate()
+    qtbot.waitUntil(lambda: len(v.generated_text()) > 0, timeout=TIMEOUT_MS)
+    assert v.shutdown(msecs=5_000)
+    assert not v.is_generating()
+    v.generate()  # a closing view starts nothing new
+    assert not v.is_generating()
