@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEventLoop, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import (
     QCloseEvent,
     QColor,
@@ -143,21 +143,6 @@ def _stamp(path: Path) -> tuple | None:
     except OSError:
         return None
     return (st.st_mtime_ns, st.st_size)
-
-
-def _wait_for(worker: BackgroundIterator, msecs: int) -> bool:
-    """Wait for ``worker`` while still handling events.
-
-    Its thread ends through a queued call handled on this (the UI) thread, so a
-    blocking ``QThread.wait`` here would only time out.
-    """
-    loop = QEventLoop()
-    worker.finished.connect(loop.quit)
-    if worker.is_running():
-        QTimer.singleShot(msecs, loop.quit)
-        loop.exec()
-    worker.finished.disconnect(loop.quit)
-    return not worker.is_running()
 
 
 class _Row(QTreeWidgetItem):
@@ -797,7 +782,8 @@ class GenerateView(QWidget):
         for worker in (self._worker, self._info_worker):
             if worker is not None:
                 left = max(0, int((deadline - time.monotonic()) * 1000))
-                ended = _wait_for(worker, left) and ended
+                ended = worker.wait(left) and ended
+        QApplication.processEvents()  # deliver their last items and `finished`, so the state is settled
         return ended
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
