@@ -1,0 +1,244 @@
+"""The studio window: Train and Generate views, menus, shortcuts, status bar.
+
+The window owns no logic of its own: it wires the views together (a saved
+checkpoint appears in the Generate view), maps menus and keys onto the views'
+slots, and remembers its geometry between launches.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QTabWidget,
+    QWidget,
+)
+
+from core import __version__
+from core.resources import resource_path, user_data_dir
+from landauer_gui import settings
+from landauer_gui.train_view import TrainView
+
+try:
+    from landauer_gui.generate_view import GenerateView
+except ImportError:  # pragma: no cover - only while the Generate view is being written
+    GenerateView = None  # type: ignore[assignment,misc]
+
+APP_TITLE = "Landauer Studio"
+TRAIN_TAB, GENERATE_TAB = 0, 1
+START_KEYS = [QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")]
+PAUSE_KEYS = [QKeySequence("Ctrl+P"), QKeySequence(Qt.Key.Key_Space)]
+CLOSE_WAIT_MS = 120_000
+
+
+class MainWindow(QMainWindow):
+    """Train and Generate views in tabs; the status bar always names the device."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle(APP_TITLE)
+        try:
+            self.setWindowIcon(QIcon(str(resource_path("resources", "icons", "landauer-studio.png"))))
+        except FileNotFoundError:
+            pass
+
+        self.train_view = TrainView(self)
+        self.generate_view = GenerateView(self) if GenerateView is not None else QLabel(
+            "The Generate view is not available in this build.", self)
+        self.tabs = QTabWidget(self)
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self.train_view, "Train")
+        self.tabs.addTab(self.generate_view, "Generate")
+        self.setCentralWidget(self.tabs)
+
+        self.device_label = QLabel(self)
+        self.device_label.setToolTip("The device training runs on")
+        self.statusBar().addPermanentWidget(self.device_label)
+        self.device_label.setText(self.train_view.device_description())
+
+        self._build_actions()
+        self._connect()
+        self._restore_state()
+        self._on_tab_changed(self.tabs.currentIndex())
+
+    # -- menus and shortcuts ----------------------------------------------------------------
+
+    def _action(self, text: str, slot, keys=None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if keys:
+            action.setShortcuts(keys if isinstance(keys, list) else [QKeySequence(keys)])
+        if tip:
+            action.setStatusTip(tip)
+            action.setToolTip(tip)
+        action.triggered.connect(slot)
+        self.addAction(action)  # shortcuts work even while the menu bar is hidden
+        return action
+
+    def _build_actions(self) -> None:
+        tv = self.train_view
+        self.open_action = self._action("&Open checkpoint…", self.open_checkpoint, QKeySequence.StandardKey.Open,
+                                        "Add a checkpoint to the Generate view")
+        self.load_preset_action = self._action("&Load preset…", tv.load_preset_dialog)
+        self.save_preset_action = self._action("&Save preset…", tv.save_preset_dialog)
+        self.export_png_action = self._action("Export plot as &PNG…", self.export_png_dialog)
+        self.export_csv_action = self._action("Export plot data as &CSV…", self.export_csv_dialog)
+        self.quit_action = self._action("&Quit", self.close, "Ctrl+Q")
+        self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
+
+        self.start_action = self._action("&Start", tv.start, START_KEYS, "Start training")
+        self.pause_action = self._action("&Pause", tv.toggle_pause, PAUSE_KEYS, "Pause or resume training")
+        self.stop_action = self._action("S&top", tv.stop, "Ctrl+.", "Stop and save a checkpoint")
+        self.resume_action = self._action("&Resume from checkpoint…", tv.resume_from_checkpoint_dialog)
+
+        self.train_tab_action = self._action("&Train", lambda: self.show_view(TRAIN_TAB), "Ctrl+1")
+        self.generate_tab_action = self._action("&Generate", lambda: self.show_view(GENERATE_TAB), "Ctrl+2")
+        self.about_action = self._action("&About Landauer Studio", self.about)
+        self.about_action.setMenuRole(QAction.MenuRole.AboutRole)
+
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        file_menu.addAction(self.open_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.load_preset_action)
+        file_menu.addAction(self.save_preset_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.export_png_action)
+        file_menu.addAction(self.export_csv_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+        train_menu = bar.addMenu("&Train")
+        for a in (self.start_action, self.pause_action, self.stop_action):
+            train_menu.addAction(a)
+        train_menu.addSeparator()
+        train_menu.addAction(self.resume_action)
+        view_menu = bar.addMenu("&View")
+        view_menu.addAction(self.train_tab_action)
+        view_menu.addAction(self.generate_tab_action)
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self.about_action)
+
+    def _connect(self) -> None:
+        tv = self.train_view
+        tv.checkpoint_saved.connect(self._on_checkpoint_saved)
+        tv.running_changed.connect(self._update_actions)
+        tv.paused_changed.connect(self._update_actions)
+        tv.form.changed.connect(self._update_actions)
+        tv.device_changed.connect(self.device_label.setText)
+        tv.status_message.connect(lambda text: self.statusBar().showMessage(text, 5000))
+        tv.error_shown.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self.tabs.currentChanged.connect(self._on_tab_changed)
+        # Start's enabled state follows the corpus loader too; a cheap poll keeps the menu honest.
+        tv.start_button.installEventFilter(self)
+        self._update_actions()
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt override)
+        if obj is self.train_view.start_button and event.type() == event.Type.EnabledChange:
+            self._update_actions()
+        return super().eventFilter(obj, event)
+
+    def _update_actions(self, *_) -> None:
+        tv = self.train_view
+        running = tv.is_running()
+        self.start_action.setEnabled(tv.start_button.isEnabled())
+        self.pause_action.setEnabled(tv.pause_button.isEnabled())
+        self.pause_action.setText("&Resume" if tv.is_paused() else "&Pause")
+        self.stop_action.setEnabled(tv.stop_button.isEnabled())
+        self.resume_action.setEnabled(not running)
+        self.load_preset_action.setEnabled(not running)
+
+    def _on_tab_changed(self, index: int) -> None:
+        """Keys that mean something else in the Generate view (Ctrl+Enter, Space) only act on Train."""
+        on_train = index == TRAIN_TAB
+        self.start_action.setShortcuts(START_KEYS if on_train else [])
+        self.pause_action.setShortcuts(PAUSE_KEYS if on_train else PAUSE_KEYS[:1])
+
+    def show_view(self, index: int) -> None:
+        self.tabs.setCurrentIndex(index)
+
+    # -- slots ------------------------------------------------------------------------------
+
+    def _on_checkpoint_saved(self, path: str) -> None:
+        gv = self.generate_view
+        if hasattr(gv, "add_checkpoint"):
+            gv.add_checkpoint(path, select=False)
+        elif hasattr(gv, "refresh"):
+            gv.refresh()
+
+    def open_checkpoint(self) -> None:
+        self.show_view(GENERATE_TAB)
+        gv = self.generate_view
+        if hasattr(gv, "open_checkpoint_dialog"):
+            gv.open_checkpoint_dialog()
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Open checkpoint", "", "Checkpoints (*.pth)")
+        if path and hasattr(gv, "add_checkpoint"):
+            gv.add_checkpoint(path)
+
+    def export_png_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export plot", str(Path.home() / "landauer-curves.png"),
+                                              "PNG images (*.png)")
+        if path:
+            self._export(self.train_view.plot.export_png, path)
+
+    def export_csv_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export plot data", str(Path.home() / "landauer-curves.csv"),
+                                              "CSV files (*.csv)")
+        if path:
+            self._export(self.train_view.plot.export_csv, path)
+
+    def _export(self, fn, path: str) -> None:
+        try:
+            fn(path)
+        except OSError as exc:
+            self.train_view.show_error(f"Could not export to {path}: {exc.strerror or exc}")
+            return
+        self.statusBar().showMessage(f"Exported {path}", 5000)
+
+    def about(self) -> None:
+        QMessageBox.about(
+            self, f"About {APP_TITLE}",
+            f"<h3>{APP_TITLE} {__version__}</h3>"
+            "<p>Train and sample the Landauer LLM, a gate-free character-level RNN whose layers "
+            "rotate by the golden angle, with an energy term for thermodynamic inertia.</p>"
+            f"<p>Your runs and settings live in<br><code>{user_data_dir()}</code></p>")
+
+    # -- persistence and shutdown -----------------------------------------------------------
+
+    def _restore_state(self) -> None:
+        geometry = settings.get("window/geometry")
+        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1280, 800)
+        state = settings.get("window/state")
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+        self.tabs.setCurrentIndex(settings.get("window/tab", TRAIN_TAB, int))
+        self.train_view.restore_layout()
+
+    def save_state(self) -> None:
+        settings.put("window/geometry", self.saveGeometry())
+        settings.put("window/state", self.saveState())
+        settings.put("window/tab", self.tabs.currentIndex())
+        self.train_view.save_choices()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        """Closing mid-run stops it cleanly, so the last steps end up in a checkpoint."""
+        tv = self.train_view
+        if tv.is_running():
+            self.statusBar().showMessage("Stopping training and saving a checkpoint…")
+        if not tv.shutdown(CLOSE_WAIT_MS):
+            self.statusBar().showMessage("Training did not stop in time; still waiting…")
+            event.ignore()
+            return
+        gv = self.generate_view
+        if hasattr(gv, "shutdown"):
+            gv.shutdown()
+        self.save_state()
+        event.accept()
