@@ -190,7 +190,8 @@ class ParamForm(QWidget):
     starting values). Fields marked ``cli_only`` and names in ``skip`` are not
     shown; :meth:`values` keeps their values from the last :meth:`set_values`.
     ``grouped``: one QGroupBox per ``Param.group`` (default: when there is more
-    than one group).
+    than one group). ``columns``: lay the groups out side by side in this many
+    columns, keeping declaration order and balancing the number of rows.
     """
 
     changed = Signal()  # any field edited or set; read errors()/values() in the slot
@@ -202,6 +203,7 @@ class ParamForm(QWidget):
         *,
         skip: Iterable[str] = (),
         grouped: bool | None = None,
+        columns: int = 1,
     ):
         super().__init__(parent)
         self._cls = config if isinstance(config, type) else type(config)
@@ -219,21 +221,46 @@ class ParamForm(QWidget):
         if grouped is None:
             grouped = len(groups) > 1
 
-        outer = QVBoxLayout(self)
+        outer = QHBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
+        column_layouts = []
+        for _ in range(max(1, columns) if grouped else 1):
+            col = QVBoxLayout()
+            col.setContentsMargins(0, 0, 0, 0)
+            outer.addLayout(col, 1)
+            column_layouts.append(col)
         for group, specs in groups.items():
+            target = column_layouts[self._column_for(groups, group, len(column_layouts))]
             if grouped:
                 box = QGroupBox(group, self)
                 form = QFormLayout(box)
-                outer.addWidget(box)
+                target.addWidget(box)
             else:
                 form = QFormLayout()
-                outer.addLayout(form)
+                target.addLayout(form)
             form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
             for s in specs:
                 self._add_row(form, s)
-        outer.addStretch(1)
+        for col in column_layouts:
+            col.addStretch(1)
         self.set_values(self._base)
+
+    @staticmethod
+    def _column_for(groups: dict[str, list[ParamSpec]], group: str, columns: int) -> int:
+        """Fill columns in order, moving on once a column holds its share of the rows."""
+        if columns <= 1:
+            return 0
+        names = list(groups)
+        sizes = [len(groups[g]) + 1 for g in names]  # +1: the group box's title
+        share = sum(sizes) / columns
+        col, used = 0, 0.0
+        for name, size in zip(names, sizes, strict=True):
+            if used and used + size / 2 > share * (col + 1) and col < columns - 1:
+                col += 1
+            if name == group:
+                return col
+            used += size
+        return col
 
     # -- building ---------------------------------------------------------------------------
 
