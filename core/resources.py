@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import sysconfig
 from pathlib import Path
 
 import appdirs
@@ -23,7 +24,11 @@ def _resource_roots() -> list[Path]:
     if frozen:
         roots.append(Path(frozen))
     roots.append(Path(__file__).resolve().parent.parent)  # source checkout or editable install
-    roots.append(Path(sys.prefix) / "share" / "landauer-studio")  # wheel data files
+    # Wheel data files land in <data>/share/landauer-studio: sys.prefix for a venv or system
+    # install, the user base (~/.local, %APPDATA%\Python) for ``pip install --user``.
+    roots.append(Path(sys.prefix) / "share" / "landauer-studio")
+    roots.append(Path(sysconfig.get_path("data", sysconfig.get_preferred_scheme("user")))
+                 / "share" / "landauer-studio")
     return roots
 
 
