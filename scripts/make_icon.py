@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QPointF, QRectF, Qt  # noqa: E402
 from PySide6.QtGui import (  # noqa: E402
@@ -32,6 +33,8 @@ from PySide6.QtGui import (  # noqa: E402
     QPainter,
     QRadialGradient,
 )
+
+import landauer_gui  # noqa: E402, F401 (guards None's refcount under PySide6 6.12 on Python 3.11)
 
 GOLDEN_ANGLE = 2.39996322972865332  # radians, the model's PHI0
 NAME = "landauer-studio"
