@@ -85,6 +85,29 @@ def _grad_norm(params: list[torch.Tensor]) -> torch.Tensor:
     return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
 
 
+def backward_step(model: LandauerLLM, optimizer: torch.optim.Optimizer, params: list[torch.Tensor],
+                  x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
+                  forward=None) -> tuple[float, float, float, float]:
+    """Loss and gradients of one batch, clipped as published; the caller takes the optimiser step.
+
+    Returns ``(total, content, energy, grad_norm)`` as floats (one device sync).
+    ``forward`` defaults to the fast path; the benchmark passes the per-step
+    reference to time both on identical work.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    logits, trace, _ = (forward or model)(x)
+    losses = compute_losses(logits, y, trace, cfg.temperature, cfg.energy_weight)
+    losses.total.backward()
+    if cfg.grad_clip > 0:
+        norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+    else:
+        norm = _grad_norm(params)
+    values = torch.stack([losses.total.detach(), losses.content.detach(),
+                          losses.energy.detach(), norm.detach().to(losses.total.device)])
+    total, content, energy, gnorm = values.tolist()
+    return total, content, energy, gnorm
+
+
 class Trainer:
     """Trains one run described by ``config``; iterate :meth:`run` to drive it.
 
@@ -347,17 +370,7 @@ class Trainer:
                 t0 = time.perf_counter()
                 step = self._step + 1
                 x, y = get_batch(corpus.train_data, cfg.batch_size, cfg.seq_len, self.batch_gen, self.device)
-                self.optimizer.zero_grad(set_to_none=True)
-                logits, trace, _ = model(x)
-                losses = compute_losses(logits, y, trace, cfg.temperature, cfg.energy_weight)
-                losses.total.backward()
-                if cfg.grad_clip > 0:
-                    norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
-                else:
-                    norm = _grad_norm(self.params)
-                values = torch.stack([losses.total.detach(), losses.content.detach(),
-                                      losses.energy.detach(), norm.detach().to(losses.total.device)])
-                total, content, energy, gnorm = values.tolist()  # one device sync per step
+                total, content, energy, gnorm = backward_step(model, self.optimizer, self.params, x, y, cfg)
                 if not all(math.isfinite(v) for v in (total, content, energy, gnorm)):
                     self.optimizer.zero_grad(set_to_none=True)
                     bad = "loss" if not math.isfinite(total) else "gradient norm"

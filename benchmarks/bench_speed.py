@@ -1,0 +1,161 @@
+"""Side-by-side speed of the fast paths against the per-step formulations.
+
+Each comparison runs both contenders in one process, on the same data and
+weights' shapes, interleaved round by round, and reports the median of the
+per-round ratios: on a shared, noisy machine absolute times drift, ratios
+measured side by side much less so.
+
+    python benchmarks/bench_speed.py                 # default + benchmark config, generation
+    python benchmarks/bench_speed.py --quick         # fewer rounds
+    python benchmarks/bench_speed.py --data PATH     # another corpus
+
+Training: tokens/s of one optimisation step (forward, loss, backward, clip,
+Adam) with the fast path (numba scan on CPU) vs the per-step reference path.
+Generation: chars/s of the streaming generator vs the published method, which
+re-runs the per-step model over a growing token tensor for each character.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from core import scan_numba  # noqa: E402
+from core.data import get_batch, load_corpus  # noqa: E402
+from core.device import describe  # noqa: E402
+from core.generate import TextGenerator, naive_generate  # noqa: E402
+from core.hparams import SamplingConfig, TrainConfig  # noqa: E402
+from core.model import LandauerLLM  # noqa: E402
+from core.trainer import backward_step  # noqa: E402
+
+CONFIGS = {
+    # published defaults
+    "default": TrainConfig(),
+    # the benchmark table's reference command (rows 5-6 sizes, 4 layers)
+    "benchmark": TrainConfig(seq_len=256, hidden_dim=512, num_layers=4, phase_scaling=1.618,
+                             energy_weight=0.01, lr=1e-3),
+}
+
+
+def default_corpus() -> Path:
+    canonical = REPO.parent / "shared" / "data" / "tiny_shakespeare.txt"
+    return canonical if canonical.exists() else REPO / "tiny_shakespeare.txt"
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def bench_training(name: str, cfg: TrainConfig, corpus, rounds: int) -> dict:
+    torch.manual_seed(cfg.seed)
+    model = LandauerLLM.from_config(cfg.model_kwargs(corpus.vocab_size))
+    params = list(model.parameters())
+    optimizer = torch.optim.Adam(params, lr=cfg.lr)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    batches = [get_batch(corpus.train_data, cfg.batch_size, cfg.seq_len, gen) for _ in range(4)]
+
+    def step(forward, i):
+        x, y = batches[i % len(batches)]
+        backward_step(model, optimizer, params, x, y, cfg, forward=forward)
+        optimizer.step()
+
+    paths = {"fast": None, "per-step": model.forward_reference}
+    for forward in paths.values():  # warm-up: JIT compilation, allocator, caches
+        step(forward, 0)
+    # a round: enough fast steps to be timed reliably, and one per-step step
+    fast_per_round = 5
+    times = {"fast": [], "per-step": []}
+    ratios = []
+    for r in range(rounds):
+        t_fast = _timed(lambda r=r: [step(None, r * fast_per_round + k) for k in range(fast_per_round)])
+        t_fast /= fast_per_round
+        t_ref = _timed(lambda r=r: step(paths["per-step"], r))
+        times["fast"].append(t_fast)
+        times["per-step"].append(t_ref)
+        ratios.append(t_ref / t_fast)
+    tokens = cfg.batch_size * cfg.seq_len
+    return {
+        "name": name,
+        "shape": f"B{cfg.batch_size} x T{cfg.seq_len}, E{cfg.embed_dim}, H{cfg.hidden_dim}, L{cfg.num_layers}",
+        "fast_tok_s": tokens / statistics.median(times["fast"]),
+        "ref_tok_s": tokens / statistics.median(times["per-step"]),
+        "fast_ms": 1000 * statistics.median(times["fast"]),
+        "ref_ms": 1000 * statistics.median(times["per-step"]),
+        "ratio": statistics.median(ratios),
+        "ratio_range": (min(ratios), max(ratios)),
+    }
+
+
+def bench_generation(corpus, rounds: int, n_chars: int) -> dict:
+    cfg = CONFIGS["default"]
+    torch.manual_seed(0)
+    model = LandauerLLM.from_config(cfg.model_kwargs(corpus.vocab_size)).eval()
+    generator = TextGenerator(model, corpus.itos)
+    prompt = "To be, or not to be"
+    sampling = SamplingConfig(max_new_tokens=n_chars, seed=1)
+
+    def streaming():
+        assert len("".join(generator.stream(prompt, sampling))) == n_chars
+
+    def naive():
+        assert len(naive_generate(model, corpus.itos, corpus.stoi, prompt, n_chars, seed=1)) == n_chars
+
+    streaming(), naive()  # warm-up
+    t_stream, t_naive, ratios = [], [], []
+    for _ in range(rounds):
+        a, b = _timed(streaming), _timed(naive)
+        t_stream.append(a)
+        t_naive.append(b)
+        ratios.append(b / a)
+    return {
+        "stream_chars_s": n_chars / statistics.median(t_stream),
+        "naive_chars_s": n_chars / statistics.median(t_naive),
+        "ratio": statistics.median(ratios),
+        "ratio_range": (min(ratios), max(ratios)),
+    }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=default_corpus())
+    ap.add_argument("--configs", default="default,benchmark", help="comma-separated: " + ", ".join(CONFIGS))
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--gen-chars", type=int, default=200)
+    ap.add_argument("--quick", action="store_true", help="3 rounds")
+    args = ap.parse_args(argv)
+    rounds = 3 if args.quick else args.rounds
+
+    corpus = load_corpus(args.data)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"torch {torch.__version__} | {describe(torch.device('cpu'))} | python {platform.python_version()}")
+    print(f"numba scan: {'on' if scan_numba.available() else 'off (' + str(scan_numba.unavailable_reason()) + ')'}"
+          f" | corpus {args.data.name} ({len(corpus.text):,} chars) | load average {load:.2f} | {rounds} rounds")
+    print()
+    print(f"{'training':<10} {'shape':<34} {'fast tok/s':>11} {'per-step tok/s':>15} {'ratio':>7}  (min-max)")
+    for name in args.configs.split(","):
+        r = bench_training(name, CONFIGS[name], corpus, rounds)
+        print(f"{r['name']:<10} {r['shape']:<34} {r['fast_tok_s']:>11,.0f} {r['ref_tok_s']:>15,.0f} "
+              f"{r['ratio']:>6.2f}x  ({r['ratio_range'][0]:.2f}-{r['ratio_range'][1]:.2f})  "
+              f"[{r['fast_ms']:.1f} ms vs {r['ref_ms']:.1f} ms per step]")
+    g = bench_generation(corpus, rounds, args.gen_chars)
+    print()
+    print(f"generation ({args.gen_chars} chars, default model): streaming {g['stream_chars_s']:,.0f} chars/s, "
+          f"naive {g['naive_chars_s']:,.0f} chars/s, ratio {g['ratio']:.2f}x "
+          f"({g['ratio_range'][0]:.2f}-{g['ratio_range'][1]:.2f})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
