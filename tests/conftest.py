@@ -8,6 +8,11 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# One compiled-kernel cache for the whole session and its subprocesses, even though each
+# test gets its own per-user folder below (compiling the scan kernels takes seconds).
+from core.resources import user_cache_dir  # noqa: E402
+
+os.environ.setdefault("NUMBA_CACHE_DIR", str(user_cache_dir() / "numba"))
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LANDAUER_SHARED", REPO.parent / "shared"))
