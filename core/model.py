@@ -108,15 +108,31 @@ class LandauerLLM(nn.Module):
         """
         batch, _ = idx.shape
         h0 = self._initial_state(h0, batch)
-        x = self.token_embedding(idx.t())  # (T, B, E): time-major for the scan
+        tokens = idx.t()  # (T, B): time-major for the scan
         finals = []
+        x = None
         for layer, linear in enumerate(self.rnn.input_linears):
-            u = F.linear(x, linear.weight, linear.bias)  # (T, B, H), all steps at once
+            if layer == 0:
+                u = self._first_projection(tokens)
+            else:
+                u = F.linear(x, linear.weight, linear.bias)  # (T, B, H), all steps at once
             angles = self.rnn.angles(layer, u.dtype, u.device)
             x = elementwise_scan(u, h0[layer], self.rnn.hidden_scale[layer], angles, backend=backend)
             finals.append(x[-1])
         logits = self.output_head(x).transpose(0, 1)
         return logits, x, torch.stack(finals)
+
+    def _first_projection(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Layer 0's input ``W_0 e(token) + b_0`` for every position.
+
+        A character model has few symbols, so projecting the V embedding rows
+        once and gathering is cheaper than projecting all B*T positions; both
+        compute the same dot products.
+        """
+        emb, linear = self.token_embedding, self.rnn.input_linears[0]
+        if emb.num_embeddings < tokens.numel():
+            return F.embedding(tokens, F.linear(emb.weight, linear.weight, linear.bias))
+        return F.linear(emb(tokens), linear.weight, linear.bias)
 
     def forward_reference(self, idx: torch.Tensor, h0: torch.Tensor | None = None):
         """Per-time-step path mirroring the published formulation; same outputs as :meth:`forward`."""
