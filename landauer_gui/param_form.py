@@ -99,8 +99,8 @@ class IntBox(_RangeArrows, QSpinBox):
 class FloatBox(_RangeArrows, QDoubleSpinBox):
     """Real numbers shown compactly (``0.003``, ``1e-07``); typing ``3e-4`` works.
 
-    Decimals from the Param set the significant digits shown; internally many
-    more are kept so that tiny learning rates survive a round trip.
+    Shows at least 6 significant digits (more if the Param's decimals ask for
+    it); internally many more are kept so that tiny learning rates survive.
     """
 
     def __init__(self, spec: ParamSpec, parent: QWidget | None = None):
@@ -108,7 +108,7 @@ class FloatBox(_RangeArrows, QDoubleSpinBox):
         p = spec.param
         self._low = p.low
         self._high = p.high
-        self._digits = max(3, int(p.decimals))
+        self._digits = max(6, int(p.decimals))  # significant digits: enough for 1.618 and 1e-07
         self.setDecimals(15)
         self.setRange(-_FLOAT_LIMIT, _FLOAT_LIMIT)
         if p.step:
@@ -337,8 +337,10 @@ class ParamForm(QWidget):
             if not w.hasAcceptableInput():
                 text = w.lineEdit().text().strip()
                 return w.value(), f"{spec.name}: '{text}' is not a number" if text else f"{spec.name} is empty"
-            # value() lags behind the text while typing; interpret the text itself.
-            value = w.valueFromText(w.lineEdit().text())
+            # value() lags behind the text while typing; interpret the text unless it is
+            # just the display of value() (which may round, e.g. a preset's 1.6180339).
+            text = w.lineEdit().text()
+            value = w.value() if text == w.textFromValue(w.value()) else w.valueFromText(text)
             return (int(value) if spec.kind == "int" else float(value)), None
         if isinstance(w, QCheckBox):
             return w.isChecked(), None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +29,9 @@ from PySide6.QtWidgets import (
 )
 
 DEFAULT_MAX_POINTS = 8192
-REDRAW_MS = 100
+REDRAW_MS = 100  # at most 10 redraws a second...
+REDRAW_MAX_MS = 1000
+REDRAW_DUTY = 0.25  # ...and never more than a quarter of the UI thread's time (slow software rendering)
 LOG_FLOOR = 1e-12  # log axes cannot show 0 (energy can be exactly 0)
 
 pg.setConfigOptions(antialias=True, background="w", foreground="#333")
@@ -177,6 +180,7 @@ class MetricsPlot(QWidget):
         self._dirty = True
         self._cache: dict[tuple[int, str, int], _Smoothed] = {}
         self._items: dict[tuple[int, str, int], pg.PlotDataItem] = {}
+        self._drawn: dict[tuple[int, str, int], tuple] = {}  # what each item shows now
 
         self.smooth_slider = QSlider(Qt.Orientation.Horizontal, self)
         self.smooth_slider.setRange(0, 99)
@@ -206,7 +210,7 @@ class MetricsPlot(QWidget):
         self.content_plot = self.graphics.addPlot(row=0, col=0, title="Content loss (cross-entropy)")
         self.energy_plot = self.graphics.addPlot(row=1, col=0, title="Energy (unweighted)")
         for p in (self.content_plot, self.energy_plot):
-            p.showGrid(x=True, y=True, alpha=0.25)
+            # No grid: in software rendering its antialiased lines cost as much as everything else.
             p.setClipToView(True)
             p.setDownsampling(auto=True, mode="peak")
         # One legend serves both plots (same colours); top right is where a falling loss leaves room.
@@ -220,6 +224,7 @@ class MetricsPlot(QWidget):
         lay.addLayout(controls)
         lay.addWidget(self.graphics, 1)
 
+        self.last_redraw_ms = 0.0
         self._timer = QTimer(self)
         self._timer.setInterval(REDRAW_MS)
         self._timer.timeout.connect(self._redraw_if_dirty)
@@ -247,6 +252,7 @@ class MetricsPlot(QWidget):
             item = self._items.pop(key)
             (self.content_plot if key[2] == 0 else self.energy_plot).removeItem(item)
             self._cache.pop(key, None)
+            self._drawn.pop(key, None)
         self._overlays = list(runs)
         self._dirty = True
         self.redraw()
@@ -275,8 +281,24 @@ class MetricsPlot(QWidget):
         self._dirty = True
 
     def _redraw_if_dirty(self) -> None:
-        if self._dirty and self.isVisible():
-            self.redraw()
+        """Redraw and paint now, then wait long enough that plotting stays a small share of the UI thread."""
+        if not (self._dirty and self.isVisible()):
+            return
+        t0 = time.perf_counter()
+        self.redraw()
+        self.graphics.viewport().repaint()
+        cost_ms = (time.perf_counter() - t0) * 1000
+        self.last_redraw_ms = cost_ms
+        self._timer.setInterval(int(min(REDRAW_MAX_MS, max(REDRAW_MS, cost_ms / REDRAW_DUTY))))
+
+    def set_step_range(self, first: int, last: int) -> None:
+        """Fix the step axis to a live run's span: the curve fills in from left to right, and
+        the axis is not re-laid out on every redraw. Panning or zooming still works; an empty
+        span restores automatic range."""
+        if last > first:
+            self.content_plot.setXRange(first, last, padding=0.02)
+        else:
+            self.content_plot.enableAutoRange(x=True)
 
     def _item(self, key: tuple[int, str, int], label: str) -> pg.PlotDataItem:
         item = self._items.get(key)
@@ -308,6 +330,10 @@ class MetricsPlot(QWidget):
                     key = (run_index, split, col)
                     if len(buf) == 0 and key not in self._items:
                         continue
+                    stamp = (len(buf), buf.version, weight if split == "train" else 0, log)
+                    if self._drawn.get(key) == stamp:
+                        continue  # unchanged (typically the validation points): skip re-layout
+                    self._drawn[key] = stamp
                     x = buf.steps
                     if split == "train":
                         y = self._cache.setdefault(key, _Smoothed()).get(buf, col, weight)

@@ -800,6 +800,9 @@ class TrainView(QWidget):
                 self.plot.add_step(ev.step, ev.content, ev.energy)
                 last_metrics = ev
             else:
+                if last_metrics is not None:  # progress first, so "Paused at…" is not overwritten
+                    self._show_progress(last_metrics)
+                    last_metrics = None
                 self._on_event(ev)
             line = format_event(ev, self._log_every)
             if line:
@@ -820,6 +823,7 @@ class TrainView(QWidget):
             self.plot.add_eval(ev.step, ev.content, ev.energy)
         elif isinstance(ev, Started):
             self._start_step = ev.start_step
+            self.plot.set_step_range(0, ev.total_steps)
             self.progress.setRange(0, ev.total_steps)
             self.progress.setValue(ev.start_step)
             self.device_changed.emit(ev.device_description)

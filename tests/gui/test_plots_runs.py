@@ -1,0 +1,117 @@
+"""Curve buffers, the plot widget's exports, and reading run folders back."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import datetime
+
+import numpy as np
+import pytest
+
+from core.resources import runs_dir
+from landauer_gui.plots import MetricsPlot, SeriesBuffer, ema_into
+from landauer_gui.runs import RunsPanel, list_runs, load_curves, new_run_dir, read_run
+
+
+def test_buffer_grows_by_doubling_then_caps_by_averaging_pairs():
+    b = SeriesBuffer(2, capacity=4, max_points=8)
+    for i in range(1, 8):
+        b.append(i, float(i), 0.0)
+    assert len(b) == 7 and b.capacity == 8 and b.stride == 1
+    b.append(8, 8.0, 0.0)  # reaches the cap: pairs are averaged
+    assert len(b) == 4 and b.stride == 2
+    assert b.steps.tolist() == [2, 4, 6, 8]
+    assert b.column(0).tolist() == [1.5, 3.5, 5.5, 7.5]
+    for i in range(9, 100_001):
+        b.append(i, float(i), 0.0)
+    assert len(b) < 8 and b.capacity == 8  # memory stays bounded
+    assert b.steps[-1] > 100_000 - b.stride  # at most one unfinished bin behind
+
+
+def test_ema_incremental_equals_full_and_skips_nan():
+    values = np.array([1.0, 2.0, float("nan"), 4.0, 5.0])
+    full = np.empty(5)
+    ema_into(values, 0.5, full)
+    part = np.empty(5)
+    ema_into(values[:3], 0.5, part)
+    ema_into(values, 0.5, part, start=3)
+    assert np.allclose(full, part)
+    assert full.tolist() == [1.0, 1.5, 1.5, 2.75, 3.875]
+
+
+def test_plot_draws_on_timer_and_exports(qtbot, tmp_path):
+    plot = MetricsPlot()
+    qtbot.addWidget(plot)
+    plot.resize(600, 400)
+    plot.show()
+    for step in range(1, 101):
+        plot.add_step(step, 3.0 / step, 0.0 if step < 5 else 0.01)
+    plot.add_eval(50, 0.2, 0.01)
+    item = None
+
+    def drawn():
+        nonlocal item
+        item = plot._items.get((0, "train", 0))
+        return item is not None and len(item.xData) == 100
+
+    qtbot.waitUntil(drawn, timeout=3000)
+    plot.log_y.setChecked(True)  # energy has zeros: must not break the log axis
+    plot.set_smoothing(0.0)
+    plot.redraw()
+    assert plot._items[(0, "train", 0)].yData[0] == pytest.approx(3.0)
+    png = plot.export_png(tmp_path / "curves.png")
+    assert png.stat().st_size > 1000
+    rows = list(csv.reader(plot.export_csv(tmp_path / "c.csv").open(encoding="utf-8")))
+    assert rows[0] == ["run", "split", "step", "content", "energy"]
+    assert len(rows) == 1 + 100 + 1
+    assert rows[-1][:3] == ["current run", "val", "50"]
+
+
+def _fake_run(folder, steps=30, total=30):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps({"train_config": {"steps": total, "lr": 0.003}}))
+    lines = []
+    for s in range(1, steps + 1):
+        lines.append({"type": "train", "step": s, "loss": 3.0 - s / 100, "content": 2.9, "energy": 0.01,
+                      "tokens_per_s": 100.0, "elapsed_s": s / 10})
+        if s % 10 == 0:
+            lines.append({"type": "val", "step": s, "loss": 2.5, "content": 2.4, "energy": 0.02, "batches": 2})
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines) + '{"type": "tr')
+    (folder / "landauer_llm_step30.pth").write_bytes(b"x")
+    return folder
+
+
+def test_run_folders_are_unique_and_named():
+    t = datetime(2024, 5, 1, 12, 0, 0)
+    a = new_run_dir("Benchmark row 5: seq 256", now=t)
+    b = new_run_dir("Benchmark row 5: seq 256", now=t)
+    assert a.parent == runs_dir()
+    assert a.name == "20240501-120000-benchmark-row-5-seq-256"
+    assert b.name == a.name + "-2"
+
+
+def test_read_and_list_runs(tmp_path):
+    run = _fake_run(runs_dir() / "r1", steps=25)
+    (runs_dir() / "not-a-run").mkdir()
+    rec = read_run(run)
+    assert rec.last_step == 25 and rec.total_steps == 30
+    assert rec.last_val_loss == 2.5 and rec.last_train_loss == pytest.approx(2.75)
+    assert [p.name for p in rec.checkpoints] == ["landauer_llm_step30.pth"]
+    assert [r.name for r in list_runs()] == ["r1"]
+    curves = load_curves(run)  # the cut last line is skipped
+    assert len(curves.train) == 25 and curves.val.steps.tolist() == [10, 20]
+
+
+def test_runs_panel_shows_and_compares(qtbot):
+    _fake_run(runs_dir() / "a")
+    _fake_run(runs_dir() / "b", steps=20)
+    panel = RunsPanel()
+    qtbot.addWidget(panel)
+    assert panel.tree.topLevelItemCount() == 2
+    assert not panel.show_button.isEnabled()
+    panel.select([runs_dir() / "a", runs_dir() / "b"])
+    assert panel.show_button.text() == "Compare"
+    with qtbot.waitSignal(panel.show_requested) as sig:
+        panel.show_button.click()
+    assert sorted(c.label for c in sig.args[0]) == ["a", "b"]
