@@ -342,7 +342,7 @@ class TrainView(QWidget):
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(LOG_MAX_LINES)
         self.log.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        self.log.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.log.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)  # long checkpoint paths
         self.log.setPlaceholderText("Training log: the same lines as the command line prints.")
         self.runs = RunsPanel(self)
         self.runs.show_requested.connect(self.plot.set_overlays)

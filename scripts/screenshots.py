@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     tv.form.set_values(cfg.replace(steps=args.steps, batch_size=16, seq_len=64, hidden_dim=64,
                                    embed_dim=32, eval_every=25, save_every=200, eval_batches=4,
                                    log_every=50))
+    from landauer_gui.settings import user_presets_dir
+
+    tv.save_preset(user_presets_dir() / "small-shakespeare.json", "Small Shakespeare model")
     assert tv.start(), tv.start_blockers()
     _wait(app, lambda: not tv.is_running(), 900)
     tv.runs.refresh()

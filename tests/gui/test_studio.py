@@ -253,6 +253,34 @@ def test_train_pause_resume_stop(qtbot, window):
     assert int(ckpts[-1].stem.removeprefix("landauer_llm_step")) >= stop_at
     assert tv.start_button.isEnabled() and tv.form.isEnabled()
     assert tv.runs.records()[0].path == run
+    tv.runs.select([run])  # reopen the finished run's curves from its folder
+    tv.runs.show_button.click()
+    assert [c.label for c in tv.plot.overlays()] == [run.name]
+    assert len(tv.plot.overlays()[0].train) > 0
+
+
+def test_resume_from_checkpoint_continues_the_run(qtbot, window):
+    tv = window.train_view
+    tv.form.set_values(tv.form.values().replace(steps=10, save_every=0, eval_every=5))
+    tv.start()
+    _wait_finished(qtbot, tv)
+    run = tv.run_dir()
+    ckpt = run / "landauer_llm_step10.pth"
+    assert ckpt.is_file()
+
+    tv.form.set_values(tv.form.values().replace(hidden_dim=20))  # prepare_resume restores 16
+    assert tv.prepare_resume(ckpt)
+    assert tv.form.values().hidden_dim == 16
+    assert "already at step 10" in tv.start_reason.text()  # steps must be raised first
+    tv.form.set_values(tv.form.values().replace(steps=14))
+    assert tv.start()
+    assert tv.progress.value() == 10
+    _wait_finished(qtbot, tv)
+    assert tv.run_dir() == run  # same folder: metrics.jsonl continues
+    assert (run / "landauer_llm_step14.pth").is_file()
+    assert "steps 10->14" in tv.log.toPlainText()
+    assert tv.banner.text() == ""
+    assert not tv.resume_label.isVisible()
 
 
 def test_nan_loss_is_reported_and_the_window_stays_usable(qtbot, window, monkeypatch):
