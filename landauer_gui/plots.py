@@ -254,6 +254,8 @@ class MetricsPlot(QWidget):
             self._cache.pop(key, None)
             self._drawn.pop(key, None)
         self._overlays = list(runs)
+        if self._overlays:  # past runs may be longer than the live run's fixed span
+            self.content_plot.enableAutoRange(x=True)
         self._dirty = True
         self.redraw()
 
