@@ -18,6 +18,7 @@ class Param:
     """How to present and validate one hyperparameter."""
 
     help: str
+    label: str = ""  # shown in the studio's form; derived from the field name if empty
     low: float | None = None
     high: float | None = None
     step: float | None = None  # spin-box step in the studio
@@ -48,7 +49,7 @@ class ParamSpec:
 
     @property
     def label(self) -> str:
-        return self.name.replace("_", " ").capitalize()
+        return self.param.label or self.name.replace("_", " ").capitalize()
 
 
 def param_specs(cls_or_obj: Any) -> list[ParamSpec]:
@@ -116,22 +117,22 @@ class TrainConfig(_ConfigMixin):
     """Every flag of the published ``train.py`` with its default, plus our extras."""
 
     data_path: str = hp("tiny_shakespeare.txt", "UTF-8 text file to train on.", kind="path", group="Data")
-    batch_size: int = hp(32, "Sequences per optimisation step.", low=1, high=4096, group="Data")
-    seq_len: int = hp(64, "Characters per training sequence (backpropagation length).", low=1, high=16384, group="Data")
-    embed_dim: int = hp(64, "Size of each character's embedding.", low=1, high=8192, group="Model")
-    hidden_dim: int = hp(256, "Hidden units per recurrent layer.", low=1, high=8192, group="Model")
-    num_layers: int = hp(2, "Recurrent layers; deeper layers rotate more slowly.", low=1, high=32, group="Model")
-    phase_scaling: float = hp(2.0, "Layer l rotates by golden angle / phase_scaling**l.", low=0.01, high=100.0, step=0.1, decimals=3, group="Model")
-    temperature: float = hp(0.05, "Temperature of the thermodynamic-inertia energy term.", low=0.0, high=100.0, step=0.01, group="Loss")
-    energy_weight: float = hp(0.1, "Weight of the energy term in the total loss.", low=0.0, high=100.0, step=0.01, group="Loss")
-    lr: float = hp(3e-3, "Adam learning rate.", low=1e-7, high=1.0, step=1e-4, decimals=6, group="Optimisation")
-    grad_clip: float = hp(1.0, "Clip the gradient norm to this value (0 disables).", low=0.0, high=1e4, step=0.1, group="Optimisation")
-    steps: int = hp(2000, "Total optimisation steps.", low=1, high=10_000_000, group="Schedule")
-    save_every: int = hp(500, "Save a checkpoint every N steps (0: only at the end).", low=0, high=10_000_000, group="Schedule")
-    eval_every: int = hp(500, "Evaluate on validation data every N steps (0 disables).", low=0, high=10_000_000, group="Schedule")
-    eval_batches: int = hp(20, "Validation batches averaged per evaluation (1 reproduces the published, noisy estimate).", low=1, high=10_000, group="Schedule")
+    batch_size: int = hp(32, "Sequences per optimisation step.", label="Batch size", low=1, high=4096, group="Data")
+    seq_len: int = hp(64, "Characters per training sequence (backpropagation length).", label="Sequence length", low=1, high=16384, group="Data")
+    embed_dim: int = hp(64, "Size of each character's embedding.", label="Embedding size", low=1, high=8192, group="Model")
+    hidden_dim: int = hp(256, "Hidden units per recurrent layer.", label="Hidden size", low=1, high=8192, group="Model")
+    num_layers: int = hp(2, "Recurrent layers; deeper layers rotate more slowly.", label="Layers", low=1, high=32, group="Model")
+    phase_scaling: float = hp(2.0, "Layer l rotates by golden angle / phase_scaling**l.", label="Phase scaling", low=0.01, high=100.0, step=0.1, decimals=3, group="Model")
+    temperature: float = hp(0.05, "Temperature of the thermodynamic-inertia energy term.", label="Energy temperature", low=0.0, high=100.0, step=0.01, group="Loss")
+    energy_weight: float = hp(0.1, "Weight of the energy term in the total loss.", label="Energy weight", low=0.0, high=100.0, step=0.01, group="Loss")
+    lr: float = hp(3e-3, "Adam learning rate.", label="Learning rate", low=1e-7, high=1.0, step=1e-4, decimals=6, group="Optimisation")
+    grad_clip: float = hp(1.0, "Clip the gradient norm to this value (0 disables).", label="Gradient clip", low=0.0, high=1e4, step=0.1, group="Optimisation")
+    steps: int = hp(2000, "Total optimisation steps.", label="Steps", low=1, high=10_000_000, group="Schedule")
+    save_every: int = hp(500, "Save a checkpoint every N steps (0: only at the end).", label="Save every", low=0, high=10_000_000, group="Schedule")
+    eval_every: int = hp(500, "Evaluate on validation data every N steps (0 disables).", label="Evaluate every", low=0, high=10_000_000, group="Schedule")
+    eval_batches: int = hp(20, "Validation batches averaged per evaluation (1 reproduces the published, noisy estimate).", label="Validation batches", low=1, high=10_000, group="Schedule")
     log_every: int = hp(100, "Print a training log line every N steps (0 disables).", low=0, high=10_000_000, group="Schedule", cli_only=True)
-    seed: int = hp(1337, "Random seed for initialisation and batch sampling.", low=0, high=2**31 - 1, group="Schedule")
+    seed: int = hp(1337, "Random seed for initialisation and batch sampling.", label="Seed", low=0, high=2**31 - 1, group="Schedule")
     save_dir: str = hp("saved_models", "Folder for checkpoints, config.json and metrics.jsonl.", kind="path", group="Data", cli_only=True)
     device: str = hp("auto", "Device to train on: auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps.", kind="str", group="Device", cli_only=True)
     resume: str = hp("", "Checkpoint to resume from (continues its step count, optimiser and RNG state).", kind="path", group="Data", cli_only=True)
@@ -151,10 +152,10 @@ class TrainConfig(_ConfigMixin):
 class SamplingConfig(_ConfigMixin):
     """How to sample text from a trained model."""
 
-    max_new_tokens: int = hp(200, "Characters to generate after the prompt.", low=1, high=1_000_000)
-    temperature: float = hp(1.0, "Sampling temperature (lower is more conservative; 0 is greedy).", low=0.0, high=10.0, step=0.05, decimals=2)
-    top_k: int = hp(0, "Sample only among the k most likely characters (0: all).", low=0, high=100_000)
-    seed: int = hp(-1, "Random seed for reproducible samples (-1: random).", low=-1, high=2**31 - 1)
+    max_new_tokens: int = hp(200, "Characters to generate after the prompt.", label="Characters", low=1, high=1_000_000)
+    temperature: float = hp(1.0, "Sampling temperature (lower is more conservative; 0 is greedy).", label="Temperature", low=0.0, high=10.0, step=0.05, decimals=2)
+    top_k: int = hp(0, "Sample only among the k most likely characters (0: all).", label="Top-k", low=0, high=100_000)
+    seed: int = hp(-1, "Random seed for reproducible samples (-1: random).", label="Seed", low=-1, high=2**31 - 1)
 
 
 def add_arguments(parser: argparse.ArgumentParser, cls: type, *, skip: tuple[str, ...] = ()) -> None:
