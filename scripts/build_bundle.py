@@ -39,6 +39,8 @@ def largest_entries(folder: Path, count: int) -> list[tuple[int, str]]:
     root = internal if internal.is_dir() else folder
     sizes = []
     for entry in root.iterdir():
+        if entry.is_symlink():  # PyInstaller links top-level names to libraries inside packages
+            continue
         size = folder_bytes(entry) if entry.is_dir() else entry.stat().st_size
         sizes.append((size, entry.name))
     return sorted(sizes, reverse=True)[:count]
