@@ -36,7 +36,7 @@ from core.device import describe  # noqa: E402
 from core.generate import TextGenerator, naive_generate  # noqa: E402
 from core.hparams import SamplingConfig, TrainConfig  # noqa: E402
 from core.model import LandauerLLM  # noqa: E402
-from core.trainer import backward_step  # noqa: E402
+from core.trainer import backward_step, make_optimizer  # noqa: E402
 
 CONFIGS = {
     # published defaults
@@ -62,7 +62,7 @@ def bench_training(name: str, cfg: TrainConfig, corpus, rounds: int) -> dict:
     torch.manual_seed(cfg.seed)
     model = LandauerLLM.from_config(cfg.model_kwargs(corpus.vocab_size))
     params = list(model.parameters())
-    optimizer = torch.optim.Adam(params, lr=cfg.lr)
+    optimizer = make_optimizer(params, cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
     batches = [get_batch(corpus.train_data, cfg.batch_size, cfg.seq_len, gen) for _ in range(4)]
 

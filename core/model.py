@@ -117,8 +117,8 @@ class LandauerLLM(nn.Module):
             else:
                 u = F.linear(x, linear.weight, linear.bias)  # (T, B, H), all steps at once
             angles = self.rnn.angles(layer, u.dtype, u.device)
-            x = elementwise_scan(u, h0[layer], self.rnn.hidden_scale[layer], angles, backend=backend)
-            finals.append(x[-1])
+            x, last = elementwise_scan(u, h0[layer], self.rnn.hidden_scale[layer], angles, backend=backend)
+            finals.append(last)
         logits = self.output_head(x).transpose(0, 1)
         return logits, x, torch.stack(finals)
 
@@ -169,6 +169,31 @@ class LandauerLLM(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
+class _MeanSquaredStep(torch.autograd.Function):
+    """``mean((h[1:] - h[:-1])**2)`` with a fused backward.
+
+    The forward is the published expression. Autograd's backward for it would
+    allocate and zero two full-size gradients (one per slice) and add them;
+    here the gradient ``2/N * (d[t-1] - d[t])`` is written once.
+    """
+
+    @staticmethod
+    def forward(ctx, trace):
+        diff = trace[1:] - trace[:-1]
+        ctx.save_for_backward(diff)
+        return (diff**2).mean()
+
+    @staticmethod
+    def backward(ctx, grad):
+        (diff,) = ctx.saved_tensors
+        g = diff * (grad * 2.0 / diff.numel())
+        out = torch.empty((diff.size(0) + 1, *diff.shape[1:]), dtype=diff.dtype, device=diff.device)
+        out[0] = -g[0]
+        torch.sub(g[:-1], g[1:], out=out[1:-1])
+        out[-1] = g[-1]
+        return out
+
+
 @dataclass
 class Losses:
     total: torch.Tensor
@@ -188,6 +213,5 @@ def compute_losses(logits: torch.Tensor, targets: torch.Tensor, top_trace: torch
         energy = torch.zeros((), dtype=content.dtype, device=content.device)
     else:
         ln_phi = torch.log(torch.tensor(PHI, dtype=torch.float32)).to(top_trace.device, top_trace.dtype)
-        diff = top_trace[1:] - top_trace[:-1]
-        energy = temperature * ln_phi * (diff**2).mean()
+        energy = temperature * ln_phi * _MeanSquaredStep.apply(top_trace)
     return Losses(content + energy_weight * energy, content, energy)

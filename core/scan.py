@@ -53,22 +53,36 @@ def _backward_torch(grad_trace, u, h0, scale, angles, trace):
 
 
 class _ElementwiseScan(torch.autograd.Function):
+    """Returns ``(trace, last state)``; the last state is its own output so that an
+    unused final state costs nothing in the backward (indexing ``trace[-1]``
+    would make autograd allocate and zero a full-size gradient for it)."""
+
     @staticmethod
     def forward(ctx, u, h0, scale, angles, use_numba):
+        needs_grad = any(ctx.needs_input_grad[:3])
+        cos_a = sin_a = None
         if use_numba:
-            trace = scan_numba.forward(u, h0, scale, angles)
+            trace, cos_a, sin_a = scan_numba.forward(u, h0, scale, angles, keep=needs_grad)
         else:
             trace = _forward_torch(u, h0, scale, angles)
         ctx.use_numba = use_numba
-        ctx.save_for_backward(u, h0, scale, angles, trace)
-        return trace
+        ctx.set_materialize_grads(False)
+        if needs_grad:
+            ctx.save_for_backward(u, h0, scale, angles, trace, cos_a, sin_a)
+        return trace, trace[-1].clone()
 
     @staticmethod
-    def backward(ctx, grad_trace):
-        u, h0, scale, angles, trace = ctx.saved_tensors
-        grad_trace = grad_trace.contiguous()
+    def backward(ctx, grad_trace, grad_last):
+        u, h0, scale, angles, trace, cos_a, sin_a = ctx.saved_tensors
+        if grad_trace is None:
+            grad_trace = torch.zeros_like(trace)
+        else:
+            grad_trace = grad_trace.contiguous()
+        if grad_last is not None:
+            grad_trace = grad_trace.clone()
+            grad_trace[-1] += grad_last
         if ctx.use_numba:
-            grad_u, grad_h0, grad_s = scan_numba.backward(grad_trace, h0, scale, angles, trace)
+            grad_u, grad_h0, grad_s = scan_numba.backward(grad_trace, h0, scale, trace, cos_a, sin_a)
         else:
             grad_u, grad_h0, grad_s = _backward_torch(grad_trace, u, h0, scale, angles, trace)
         return grad_u, grad_h0, grad_s, None, None
@@ -79,8 +93,8 @@ def numba_usable(t: torch.Tensor) -> bool:
 
 
 def elementwise_scan(u: torch.Tensor, h0: torch.Tensor, scale: torch.Tensor, angles: torch.Tensor,
-                     *, backend: str = "auto") -> torch.Tensor:
-    """Run the recurrence for one layer: ``u (T,B,H)``, ``h0 (B,H)`` -> trace ``(T,B,H)``.
+                     *, backend: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
+    """Run the recurrence for one layer: ``u (T,B,H)``, ``h0 (B,H)`` -> ``(trace (T,B,H), last (B,H))``.
 
     ``backend``: "auto" (numba on float32 CPU tensors when available, else torch),
     "numba" or "torch".

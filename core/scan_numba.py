@@ -55,17 +55,28 @@ if _ERROR is None:
     _TWO_OVER_PI = 6.36619772367581382433e-01
     _ROUND = 6755399441055744.0  # 1.5 * 2**52: adding and subtracting it rounds to an integer
 
-    @njit(**_JIT, inline="always")
+    # Polynomials may use fused multiply-adds ("contract"): they run in float64, far
+    # below float32 rounding. The kernels themselves stay strict, so their float32
+    # sums and products round exactly as the published code's.
+    _POLY = dict(_JIT, fastmath={"contract"})
+
+    # Minimax kernels for |r| <= pi/4 evaluated in double (FreeBSD/musl __sindf, __cosdf):
+    # |sin r / r - s(r)| < 2**-37.5, |cos r - c(r)| < 2**-34.1, below float32 rounding.
+    _S1, _S2 = -0.166666666416265235595, 0.0083333293858894631756
+    _S3, _S4 = -0.000198393348360966317347, 0.0000027183114939898219064
+    _C0, _C1 = -0.499999997251031003120, 0.0416666233237390631894
+    _C2, _C3 = -0.00138867637746099294692, 0.0000243904487962774090654
+
+    @njit(**_POLY)
     def _sincos(a):
-        """(sin a, cos a) in float64 for a float32 argument; error about 1e-9 relative."""
+        """(sin a, cos a) in float64 for a float32 argument."""
         x = float64(a)
         k = (x * _TWO_OVER_PI + _ROUND) - _ROUND  # round to nearest without a libm call
         r = (x - k * _PIO2_HI) - k * _PIO2_LO  # |r| <= pi/4
         z = r * r
-        s = r * (1.0 + z * (-1.0 / 6 + z * (1.0 / 120 + z * (-1.0 / 5040 + z * (1.0 / 362880
-            + z * (-1.0 / 39916800))))))
-        c = 1.0 + z * (-0.5 + z * (1.0 / 24 + z * (-1.0 / 720 + z * (1.0 / 40320
-            + z * (-1.0 / 3628800 + z * (1.0 / 479001600))))))
+        w = z * z
+        s = (r + z * r * (_S1 + z * _S2)) + z * r * w * (_S3 + z * _S4)
+        c = ((1.0 + z * _C0) + w * _C1) + (w * z) * (_C2 + z * _C3)
         # quadrant q = k mod 4 picks (+-sin r, +-cos r); integer ops keep the loop vectorisable
         q = int64(k)
         odd = float64(q & 1)
@@ -73,11 +84,11 @@ if _ERROR is None:
         cos_sign = 1.0 - 2.0 * float64(((q + 1) >> 1) & 1)
         return (s + odd * (c - s)) * sin_sign, (c + odd * (s - c)) * cos_sign
 
-    @njit(**_JIT, inline="always")
+    @njit(**_POLY)
     def _cos(a):
         return _sincos(a)[1]
 
-    @njit(**_JIT, inline="always")
+    @njit(**_POLY)
     def _tanh(zf):
         """tanh in float64 for a float32 argument, via expm1 doubling (keeps relative accuracy near 0)."""
         x = abs(float64(zf))
@@ -93,24 +104,29 @@ if _ERROR is None:
         return np.copysign(m / (m + 2.0), float64(zf))
 
     @njit(**_JIT, parallel=True)
-    def _forward_kernel(u, h0, scale, angles, out):
+    def _forward_kernel(u, h0, scale, angles, out, cos_out, sin_out, keep):
+        """``out`` <- trace; with ``keep``, also cos and sin of each step's angle for the backward."""
         steps, batch, hidden = u.shape
         for b in prange(batch):
-            h = h0[b].copy()  # a private buffer: reading and writing `out` itself defeats vectorisation
+            h = h0[b].copy()  # a private state: reading `out` while writing it defeats vectorisation
+            cos_buf = np.empty(hidden, dtype=np.float32)
+            sin_buf = np.empty(hidden, dtype=np.float32)
             for t in range(steps):
-                ut = u[t, b]
-                cur = out[t, b]
+                ct = cos_out[t, b] if keep else cos_buf
+                st = sin_out[t, b] if keep else sin_buf
                 for j in range(hidden):
-                    hp = h[j]
-                    r = float32(_cos(angles[j] + hp))
-                    z = ut[j] + hp * r * scale[j]
-                    hn = float32(_tanh(z))
-                    h[j] = hn
-                    cur[j] = hn
+                    sin_a, cos_a = _sincos(angles[j] + h[j])
+                    ct[j] = float32(cos_a)
+                    st[j] = float32(sin_a)
+                ut = u[t, b]
+                for j in range(hidden):
+                    h[j] = float32(_tanh(ut[j] + h[j] * ct[j] * scale[j]))
+                out[t, b, :] = h
 
     @njit(**_JIT, parallel=True)
-    def _backward_kernel(grad_trace, h0, scale, angles, trace, grad_u, grad_h0, grad_s_rows):
+    def _backward_kernel(grad_trace, h0, scale, trace, cos_a, sin_a, grad_u, grad_h0, grad_s_rows):
         steps, batch, hidden = trace.shape
+        one = float32(1.0)
         for b in prange(batch):
             carry = np.zeros(hidden, dtype=np.float32)
             gs = grad_s_rows[b]
@@ -119,15 +135,16 @@ if _ERROR is None:
                 cur = trace[t, b]
                 gt = grad_trace[t, b]
                 gu = grad_u[t, b]
+                ct = cos_a[t, b]
+                st = sin_a[t, b]
                 for j in range(hidden):
                     hp = prev[j]
-                    sin_a, cos_a = _sincos(angles[j] + hp)
-                    r = float32(cos_a)
+                    r = ct[j]
                     h = cur[j]
-                    gz = (gt[j] + carry[j]) * (float32(1.0) - h * h)
+                    gz = (gt[j] + carry[j]) * (one - h * h)
                     gu[j] = gz
                     gs[j] += float64(gz * hp * r)
-                    carry[j] = gz * scale[j] * (r - hp * float32(sin_a))
+                    carry[j] = gz * scale[j] * (r - hp * st[j])
             grad_h0[b, :] = carry
 
     @njit(**_JIT)
@@ -148,22 +165,30 @@ def _np(t: torch.Tensor):
     return t.detach().numpy()
 
 
-def forward(u: torch.Tensor, h0: torch.Tensor, scale: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
-    """Trace ``(T,B,H)`` of one layer; all inputs float32, contiguous, on CPU."""
+def forward(u: torch.Tensor, h0: torch.Tensor, scale: torch.Tensor, angles: torch.Tensor,
+            keep: bool = True) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """Trace ``(T,B,H)`` of one layer, plus (with ``keep``) the cos and sin the backward needs.
+
+    All inputs float32, contiguous, on CPU. Keeping cos/sin costs two writes
+    per element and spares the backward its own polynomial evaluations.
+    """
     out = torch.empty_like(u)
+    cos_a = torch.empty_like(u) if keep else torch.empty(0, 0, 0)
+    sin_a = torch.empty_like(u) if keep else torch.empty(0, 0, 0)
     with _LOCK:
-        _forward_kernel(_np(u), _np(h0), _np(scale.contiguous()), _np(angles.contiguous()), out.numpy())
-    return out
+        _forward_kernel(_np(u), _np(h0), _np(scale.contiguous()), _np(angles.contiguous()), out.numpy(),
+                        cos_a.numpy(), sin_a.numpy(), keep)
+    return (out, cos_a, sin_a) if keep else (out, None, None)
 
 
-def backward(grad_trace, h0, scale, angles, trace):
+def backward(grad_trace, h0, scale, trace, cos_a, sin_a):
     """Gradients ``(grad_u, grad_h0, grad_scale)`` for :func:`forward`."""
     grad_u = torch.empty_like(trace)
     grad_h0 = torch.empty_like(h0)
     rows = np.zeros((h0.shape[0], h0.shape[1]), dtype=np.float64)
     with _LOCK:
-        _backward_kernel(_np(grad_trace), _np(h0), _np(scale.contiguous()), _np(angles.contiguous()),
-                         _np(trace), grad_u.numpy(), grad_h0.numpy(), rows)
+        _backward_kernel(_np(grad_trace), _np(h0), _np(scale.contiguous()), _np(trace),
+                         _np(cos_a), _np(sin_a), grad_u.numpy(), grad_h0.numpy(), rows)
     grad_s = torch.from_numpy(rows.sum(axis=0).astype(np.float32))
     return grad_u, grad_h0, grad_s
 

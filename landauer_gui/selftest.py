@@ -138,9 +138,9 @@ def _check_numba() -> str:
     scale = torch.ones(8)
     angles = torch.arange(8, dtype=torch.float32) * 2.39996322972865332
     t0 = time.perf_counter()
-    fast = elementwise_scan(u, h0, scale, angles, backend="numba")
+    fast, _ = elementwise_scan(u, h0, scale, angles, backend="numba")
     ready_s = time.perf_counter() - t0
-    ref = elementwise_scan(u, h0, scale, angles, backend="torch")
+    ref, _ = elementwise_scan(u, h0, scale, angles, backend="torch")
     err = float((fast - ref).abs().max())
     if not err < 1e-4:
         raise SelfTestError(f"the numba scan differs from the torch scan by {err:.2e}")

@@ -305,3 +305,25 @@ def test_a_trainer_runs_once(tmp_path, corpus):
     run_all(trainer)
     with pytest.raises(RuntimeError):
         run_all(trainer)
+
+
+def test_optimizer_updates_equal_the_published_default_adam():
+    """make_optimizer batches Adam's updates; the weights must match plain Adam bit for bit."""
+    import copy
+
+    from core.model import LandauerLLM
+    from core.trainer import make_optimizer
+
+    torch.manual_seed(0)
+    ours = LandauerLLM(11, 4, 8, 2, 2.0)
+    plain = copy.deepcopy(ours)
+    opt_ours = make_optimizer(list(ours.parameters()), 3e-3)
+    opt_plain = torch.optim.Adam(plain.parameters(), lr=3e-3)
+    for _ in range(5):
+        for a, b in zip(ours.parameters(), plain.parameters(), strict=True):
+            a.grad = torch.randn_like(a)
+            b.grad = a.grad.clone()
+        opt_ours.step()
+        opt_plain.step()
+    for a, b in zip(ours.parameters(), plain.parameters(), strict=True):
+        assert torch.equal(a, b)
