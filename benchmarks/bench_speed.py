@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from core import scan_numba  # noqa: E402
+from core.allocator import keep_freed_memory  # noqa: E402
 from core.data import get_batch, load_corpus  # noqa: E402
 from core.device import describe  # noqa: E402
 from core.generate import TextGenerator, naive_generate  # noqa: E402
@@ -138,6 +139,7 @@ def main(argv=None) -> int:
     rounds = 3 if args.quick else args.rounds
 
     corpus = load_corpus(args.data)
+    keep_freed_memory()  # as the trainer does
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"torch {torch.__version__} | {describe(torch.device('cpu'))} | python {platform.python_version()}")
     print(f"numba scan: {'on' if scan_numba.available() else 'off (' + str(scan_numba.unavailable_reason()) + ')'}"

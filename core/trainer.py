@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from core import __version__
+from core.allocator import keep_freed_memory
 from core.checkpoint import (
     FORMAT_VERSION,
     CheckpointError,
@@ -206,6 +207,7 @@ class Trainer:
             self.device = resolve_device(cfg.device)
         except (ValueError, RuntimeError) as exc:
             raise _Abort("config", str(exc)) from exc
+        keep_freed_memory()  # a step's buffers are reused, not page-faulted in again
 
         corpus = self.corpus
         if corpus is None:
