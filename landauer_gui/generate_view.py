@@ -35,7 +35,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
-    QFrame,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
@@ -44,7 +43,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSplitter,
     QTextEdit,
-    QToolButton,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -57,6 +55,7 @@ from core.device import detect_devices
 from core.generate import PromptError, TextGenerator
 from core.hparams import SamplingConfig
 from landauer_gui.param_form import ParamForm
+from landauer_gui.widgets import Banner
 from landauer_gui.workers import BackgroundIterator
 
 FLUSH_MS = 40  # coalesce streamed characters: ~25 repaints a second whatever the rate
@@ -185,7 +184,6 @@ class GenerateView(QWidget):
         self._first_char_at: float | None = None
         self._problem: _Problem | None = None
         self._failure: str | None = None
-        self._error = ""
         self._closing = False  # set by shutdown(): start no new threads
 
         self._flush_timer = QTimer(self)
@@ -202,25 +200,8 @@ class GenerateView(QWidget):
     # --- layout -------------------------------------------------------------------
 
     def _build_ui(self) -> None:
-        self.banner = QFrame(self)
-        self.banner.setObjectName("errorBanner")
-        self.banner.setStyleSheet(
-            "#errorBanner { background: #fdecea; border: 1px solid #e0a39c; border-radius: 4px; }"
-            "#errorBanner QLabel { color: #8a1c12; }"
-        )
-        self.error_label = QLabel(self.banner)
-        self.error_label.setWordWrap(True)
-        self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        dismiss = QToolButton(self.banner)
-        dismiss.setText("✕")
-        dismiss.setAutoRaise(True)
-        dismiss.setToolTip("Dismiss this message")
-        dismiss.clicked.connect(self.clear_error)
-        banner_row = QHBoxLayout(self.banner)
-        banner_row.setContentsMargins(10, 6, 6, 6)
-        banner_row.addWidget(self.error_label, 1)
-        banner_row.addWidget(dismiss, 0, Qt.AlignmentFlag.AlignTop)
-        self.banner.hide()
+        self.banner = Banner(self)
+        self.error_label = self.banner.label
 
         # Checkpoints
         self.table = QTreeWidget()
@@ -716,18 +697,15 @@ class GenerateView(QWidget):
 
     def error_text(self) -> str:
         """The message in the banner, or "" when none is shown."""
-        return self._error
+        return self.banner.text()
 
     @Slot(str)
     def show_error(self, message: str) -> None:
-        self._error = message
-        self.error_label.setText(message)
-        self.banner.show()
+        self.banner.show_message(message)
         self.error_shown.emit(message)
 
     @Slot()
     def clear_error(self) -> None:
-        self._error = ""
         self.banner.hide()
 
     def status_text(self) -> str:

@@ -56,6 +56,7 @@ from landauer_gui import settings
 from landauer_gui.param_form import ERROR_COLOR, ParamForm
 from landauer_gui.plots import MetricsPlot
 from landauer_gui.runs import RunsPanel, load_curves, new_run_dir
+from landauer_gui.widgets import Banner
 from landauer_gui.workers import BackgroundIterator
 
 LOG_MAX_LINES = 5000
@@ -145,38 +146,6 @@ def _fmt_duration(seconds: float) -> str:
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-class Banner(QFrame):
-    """A dismissable red message at the top of the view; errors never open modal dialogs."""
-
-    def __init__(self, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setObjectName("errorBanner")
-        self.setStyleSheet(
-            "#errorBanner { background: #fdecea; border: 1px solid #e0a39c; border-radius: 4px; }"
-            "#errorBanner QLabel { color: #8a1c12; }"
-        )
-        self.label = QLabel(self)
-        self.label.setWordWrap(True)
-        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        close = QToolButton(self)
-        close.setText("✕")
-        close.setAutoRaise(True)
-        close.setToolTip("Dismiss this message")
-        close.clicked.connect(self.hide)
-        row = QHBoxLayout(self)
-        row.setContentsMargins(10, 6, 6, 6)
-        row.addWidget(self.label, 1)
-        row.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
-        self.hide()
-
-    def show_message(self, text: str) -> None:
-        self.label.setText(text)
-        self.show()
-
-    def text(self) -> str:
-        return self.label.text() if self.isVisible() else ""
 
 
 class TrainView(QWidget):

@@ -41,3 +41,14 @@ def isolated_home(tmp_path_factory, monkeypatch) -> Path:
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("LANDAUER_STUDIO_HOME", str(home))
     return home
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models: on a busy machine, handing ops to a second thread costs more than it saves."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -12,7 +12,6 @@ import warnings
 from pathlib import Path
 
 import pytest
-import torch
 
 import core.trainer as trainer_mod
 from core.cli import generate_main, train_main, train_parser
@@ -22,13 +21,7 @@ TEXT = "to be or not to be, that is the question. " * 40
 STEP_LINE = re.compile(r"^step \d{5} \| loss=\d+\.\d{4} \(content=\d+\.\d{4}, energy=\d+\.\d{4}\)$")
 VAL_LINE = re.compile(r"^\[val\] step \d{5} \| loss=\d+\.\d{4} \(content=\d+\.\d{4}, energy=\d+\.\d{4}\)$")
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models: on a busy machine, handing ops to a second thread costs more than it saves."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 PUBLISHED_DEFAULTS = {

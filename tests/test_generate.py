@@ -15,13 +15,7 @@ VOCAB = sorted(set("hello world, to be or not to be!\n"))
 ITOS = dict(enumerate(VOCAB))
 STOI = {c: i for i, c in ITOS.items()}
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models: on a busy machine, handing ops to a second thread costs more than it saves."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 

@@ -29,13 +29,7 @@ from core.trainer import Trainer, checkpoint_name
 
 TEXT = "the cat sat on the mat. the dog sat on the log. " * 30
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models: on a busy machine, handing ops to a second thread costs more than it saves."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 
