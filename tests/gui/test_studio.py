@@ -10,7 +10,6 @@ import types
 from pathlib import Path
 
 import pytest
-import torch
 from PySide6.QtCore import QByteArray, Qt
 
 import core.trainer
@@ -24,13 +23,7 @@ TINY = dict(batch_size=4, seq_len=16, embed_dim=8, hidden_dim=16, num_layers=1, 
             eval_batches=2, save_every=10, log_every=10)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """The trainer shares two cores with the UI thread and other work: keep it to one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # the trainer shares two cores with the UI
 
 
 @pytest.fixture
@@ -307,6 +300,53 @@ def test_nan_loss_is_reported_and_the_window_stays_usable(qtbot, window, monkeyp
     window.show_view(GENERATE_TAB)
     window.show_view(TRAIN_TAB)
     assert tv.start_blockers() == []
+
+
+def test_full_disk_is_reported_and_the_last_checkpoint_stays_good(qtbot, window, monkeypatch):
+    import errno
+
+    import core.checkpoint
+
+    real_open = core.checkpoint._open_writer
+    calls = {"n": 0}
+
+    class FullDisk:
+        """A writer that fails part-way, as a full disk does."""
+
+        def __init__(self, f):
+            self._f = f
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self._f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self._f.close()
+
+    def second_save_fails(fd):
+        calls["n"] += 1
+        f = real_open(fd)
+        return FullDisk(f) if calls["n"] >= 2 else f
+
+    monkeypatch.setattr(core.checkpoint, "_open_writer", second_save_fails)
+    tv = window.train_view
+    saved = []
+    tv.checkpoint_saved.connect(saved.append)
+    tv.start()
+    _wait_finished(qtbot, tv)
+    assert "Disk full while saving checkpoint" in tv.banner.text()
+    assert len(saved) == 1  # step 10 was saved; step 20 hit the full disk
+    from core.checkpoint import load_model
+
+    model, _, info = load_model(saved[0])  # the last good checkpoint is intact
+    assert info.step == 10
+    assert not list(Path(saved[0]).parent.glob(".*.tmp"))  # no half-written leftovers
+    assert tv.start_button.isEnabled() and tv.form.isEnabled()
 
 
 def test_ui_stays_responsive_while_training(qtbot, window, capsys):
