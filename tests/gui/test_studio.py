@@ -10,6 +10,7 @@ import types
 from pathlib import Path
 
 import pytest
+import torch
 from PySide6.QtCore import QByteArray, Qt
 
 import core.trainer
@@ -274,6 +275,35 @@ def test_resume_from_checkpoint_continues_the_run(qtbot, window):
     assert "steps 10->14" in tv.log.toPlainText()
     assert tv.banner.text() == ""
     assert not tv.resume_label.isVisible()
+
+
+@pytest.mark.parametrize("kind", ["random bytes", "hostile pickle", "original format"])
+def test_resume_refuses_unusable_checkpoints(qtbot, window, tmp_path, golden_dir, kind):
+    tv = window.train_view
+    marker = tmp_path / "pwned"
+    if kind == "random bytes":
+        path = tmp_path / "noise.pth"
+        path.write_bytes(bytes(range(256)) * 8)
+        expected = "noise.pth"
+    elif kind == "hostile pickle":
+        class Evil:
+            def __reduce__(self):
+                import os
+
+                return (os.system, (f"touch {marker}",))
+
+        path = tmp_path / "evil.pth"
+        torch.save({"model_state": Evil()}, path)
+        expected = "system"
+    else:
+        path = golden_dir / "reference_format_tiny.pth"
+        expected = "no training state"
+    before = tv.form.values()
+    assert not tv.prepare_resume(path)
+    assert expected in tv.banner.text()
+    assert not marker.exists()
+    assert tv.form.values() == before  # nothing was half-applied
+    assert tv.start_button.isEnabled()
 
 
 def test_nan_loss_is_reported_and_the_window_stays_usable(qtbot, window, monkeypatch):
