@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+PRESET = "Benchmark rows 1–3: published defaults"
 sys.path.insert(0, str(REPO))
 
 
@@ -30,7 +31,7 @@ def _wait(app, cond, timeout: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--out", type=Path, default=REPO / "docs")
     ap.add_argument("--size", default="1280x800")
     args = ap.parse_args(argv)
@@ -48,14 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     w.show()
     tv = w.train_view
     _wait(app, lambda: tv._corpus_loader is None, 60)
-    tv.apply_preset("Quick smoke test")
-    cfg = tv.form.values()
-    tv.form.set_values(cfg.replace(steps=args.steps, batch_size=16, seq_len=64, hidden_dim=64,
-                                   embed_dim=32, eval_every=25, save_every=200, eval_batches=4,
-                                   log_every=50))
-    from landauer_gui.settings import user_presets_dir
-
-    tv.save_preset(user_presets_dir() / "small-shakespeare.json", "Small Shakespeare model")
+    tv.apply_preset(PRESET)  # the published defaults
+    tv.form.set_values(tv.form.values().replace(steps=args.steps, eval_every=100, save_every=500))
     assert tv.start(), tv.start_blockers()
     _wait(app, lambda: not tv.is_running(), 900)
     tv.runs.refresh()
