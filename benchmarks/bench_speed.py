@@ -75,11 +75,13 @@ def bench_training(name: str, cfg: TrainConfig, corpus, rounds: int) -> dict:
     paths = {"fast": None, "per-step": model.forward_reference}
     for forward in paths.values():  # warm-up: JIT compilation, allocator, caches
         step(forward, 0)
-    # a round: enough fast steps to be timed reliably, and one per-step step
+    # a round: one untimed and five timed fast steps (as the trainer runs them, back to back),
+    # then one per-step step
     fast_per_round = 5
     times = {"fast": [], "per-step": []}
     ratios = []
     for r in range(rounds):
+        step(None, r)  # untimed: the first fast step after a per-step one pays for its leftovers
         t_fast = _timed(lambda r=r: [step(None, r * fast_per_round + k) for k in range(fast_per_round)])
         t_fast /= fast_per_round
         t_ref = _timed(lambda r=r: step(paths["per-step"], r))
