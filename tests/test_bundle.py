@@ -24,13 +24,11 @@ MAX_BUNDLE_BYTES = 2**30  # 1 GiB: torch and llvmlite alone are ~600 MB, so excl
 
 
 def _folder_bytes(folder: Path) -> int:
-    total = 0
-    for dirpath, _dirs, files in os.walk(folder):
-        for name in files:
-            path = os.path.join(dirpath, name)
-            if not os.path.islink(path):
-                total += os.path.getsize(path)
-    return total
+    """The same count the build script reports (links are not counted twice)."""
+    spec = importlib.util.spec_from_file_location("build_bundle", REPO / "scripts" / "build_bundle.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script.folder_bytes(folder)
 
 
 @pytest.fixture(scope="module")
