@@ -52,28 +52,79 @@ def _backward_torch(grad_trace, u, h0, scale, angles, trace):
     return grad_u, carry, grad_s
 
 
-class _ElementwiseScan(torch.autograd.Function):
-    """Returns ``(trace, last state)``; the last state is its own output so that an
-    unused final state costs nothing in the backward (indexing ``trace[-1]``
-    would make autograd allocate and zero a full-size gradient for it)."""
+def _inertia_grad(diff: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
+    """Gradient of ``coef/2 * sum_t d_t**2`` with respect to the trace, given ``d = h[1:] - h[:-1]``."""
+    g = diff * coef
+    out = torch.empty((diff.size(0) + 1, *diff.shape[1:]), dtype=diff.dtype, device=diff.device)
+    out[0] = -g[0]
+    torch.sub(g[:-1], g[1:], out=out[1:-1])
+    out[-1] = g[-1]
+    return out
+
+
+class MeanSquaredStep(torch.autograd.Function):
+    """``mean((h[1:] - h[:-1])**2)`` over a trace ``(T, ...)`` with a fused backward.
+
+    The forward is the published expression. Autograd's backward for it would
+    allocate and zero two full-size gradients (one per slice) and add them;
+    here the gradient ``2/N * (d[t-1] - d[t])`` is written once.
+    """
 
     @staticmethod
-    def forward(ctx, u, h0, scale, angles, use_numba):
+    def forward(ctx, trace):
+        diff = trace[1:] - trace[:-1]
+        ctx.save_for_backward(diff)
+        return (diff**2).mean()
+
+    @staticmethod
+    def backward(ctx, grad):
+        (diff,) = ctx.saved_tensors
+        return _inertia_grad(diff, grad * 2.0 / diff.numel())
+
+
+class _ElementwiseScan(torch.autograd.Function):
+    """Returns ``(trace, last state, inertia)``.
+
+    The last state is its own output so that an unused final state costs
+    nothing in the backward (indexing ``trace[-1]`` would make autograd
+    allocate and zero a full-size gradient for it). ``inertia`` is
+    ``mean((h_t - h_{t-1})**2)`` over ``t >= 1`` when asked for (the energy
+    term's mean, zero when ``T < 2``), else an empty tensor: fused into the
+    scan, it costs no extra pass over the trace either way.
+    """
+
+    @staticmethod
+    def forward(ctx, u, h0, scale, angles, use_numba, inertia):
         needs_grad = any(ctx.needs_input_grad[:3])
         cos_a = sin_a = None
+        steps = u.size(0)
         if use_numba:
-            trace, cos_a, sin_a = scan_numba.forward(u, h0, scale, angles, keep=needs_grad)
+            trace, cos_a, sin_a, sq_sum = scan_numba.forward(u, h0, scale, angles, keep=needs_grad,
+                                                             inertia=inertia and steps > 1)
         else:
             trace = _forward_torch(u, h0, scale, angles)
+            sq_sum = None
+        if not inertia:
+            msq = u.new_empty(0)
+        elif steps < 2:
+            msq = u.new_zeros(())
+        elif sq_sum is not None:
+            msq = torch.tensor(sq_sum / trace[1:].numel(), dtype=u.dtype)
+        else:
+            msq = ((trace[1:] - trace[:-1]) ** 2).mean()  # the published expression
         ctx.use_numba = use_numba
         ctx.set_materialize_grads(False)
         if needs_grad:
             ctx.save_for_backward(u, h0, scale, angles, trace, cos_a, sin_a)
-        return trace, trace[-1].clone()
+        return trace, trace[-1].clone(), msq
 
     @staticmethod
-    def backward(ctx, grad_trace, grad_last):
+    def backward(ctx, grad_trace, grad_last, grad_msq):
         u, h0, scale, angles, trace, cos_a, sin_a = ctx.saved_tensors
+        steps = trace.size(0)
+        coef = None
+        if grad_msq is not None and grad_msq.numel() == 1 and steps > 1:
+            coef = grad_msq * 2.0 / trace[1:].numel()
         if grad_trace is None:
             grad_trace = torch.zeros_like(trace)
         else:
@@ -82,10 +133,13 @@ class _ElementwiseScan(torch.autograd.Function):
             grad_trace = grad_trace.clone()
             grad_trace[-1] += grad_last
         if ctx.use_numba:
-            grad_u, grad_h0, grad_s = scan_numba.backward(grad_trace, h0, scale, trace, cos_a, sin_a)
+            grad_u, grad_h0, grad_s = scan_numba.backward(grad_trace, h0, scale, trace, cos_a, sin_a,
+                                                          0.0 if coef is None else coef.item())
         else:
+            if coef is not None:
+                grad_trace = grad_trace + _inertia_grad(trace[1:] - trace[:-1], coef)
             grad_u, grad_h0, grad_s = _backward_torch(grad_trace, u, h0, scale, angles, trace)
-        return grad_u, grad_h0, grad_s, None, None
+        return grad_u, grad_h0, grad_s, None, None, None
 
 
 def numba_usable(t: torch.Tensor) -> bool:
@@ -93,9 +147,11 @@ def numba_usable(t: torch.Tensor) -> bool:
 
 
 def elementwise_scan(u: torch.Tensor, h0: torch.Tensor, scale: torch.Tensor, angles: torch.Tensor,
-                     *, backend: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
+                     *, backend: str = "auto", inertia: bool = False):
     """Run the recurrence for one layer: ``u (T,B,H)``, ``h0 (B,H)`` -> ``(trace (T,B,H), last (B,H))``.
 
+    With ``inertia``, also returns ``mean((h_t - h_{t-1})**2)`` over ``t >= 1``
+    (differentiable; zero when ``T < 2``) as a third item, computed inside the scan.
     ``backend``: "auto" (numba on float32 CPU tensors when available, else torch),
     "numba" or "torch".
     """
@@ -104,4 +160,5 @@ def elementwise_scan(u: torch.Tensor, h0: torch.Tensor, scale: torch.Tensor, ang
     if backend == "numba" and not numba_usable(u):
         raise RuntimeError("the numba scan needs float32 CPU tensors and the numba package")
     use_numba = backend == "numba" or (backend == "auto" and numba_usable(u))
-    return _ElementwiseScan.apply(u.contiguous(), h0.contiguous(), scale, angles, use_numba)
+    trace, last, msq = _ElementwiseScan.apply(u.contiguous(), h0.contiguous(), scale, angles, use_numba, inertia)
+    return (trace, last, msq) if inertia else (trace, last)

@@ -29,7 +29,7 @@ try:
 
     os.environ.setdefault("NUMBA_CACHE_DIR", str(user_cache_dir() / "numba"))
     import numpy as np
-    from numba import float32, float64, int64, njit, prange
+    from numba import float32, float64, njit, prange
 except Exception as exc:  # numba is optional: the torch loop in core.scan still works
     _ERROR = f"{type(exc).__name__}: {exc}"
 
@@ -77,11 +77,14 @@ if _ERROR is None:
         w = z * z
         s = (r + z * r * (_S1 + z * _S2)) + z * r * w * (_S3 + z * _S4)
         c = ((1.0 + z * _C0) + w * _C1) + (w * z) * (_C2 + z * _C3)
-        # quadrant q = k mod 4 picks (+-sin r, +-cos r); integer ops keep the loop vectorisable
-        q = int64(k)
-        odd = float64(q & 1)
-        sin_sign = 1.0 - 2.0 * float64((q >> 1) & 1)
-        cos_sign = 1.0 - 2.0 * float64(((q + 1) >> 1) & 1)
+        # quadrant q = k mod 4 picks (+-sin r, +-cos r). Found with floor, not integer ops:
+        # AVX2 has no packed float64 -> int64 conversion, and one would keep this loop scalar.
+        q = k - 4.0 * np.floor(k * 0.25)  # 0, 1, 2 or 3
+        half = np.floor(q * 0.5)  # 1 for q = 2, 3: sin negative
+        odd = q - 2.0 * half
+        turned = np.floor((q + 1.0) * 0.5)  # 1 for q = 1, 2; 2 for q = 3
+        sin_sign = 1.0 - 2.0 * half
+        cos_sign = 1.0 - 2.0 * (turned - 2.0 * np.floor(turned * 0.5))  # negative for q = 1, 2
         return (s + odd * (c - s)) * sin_sign, (c + odd * (s - c)) * cos_sign
 
     @njit(**_POLY)
@@ -104,9 +107,15 @@ if _ERROR is None:
         return np.copysign(m / (m + 2.0), float64(zf))
 
     @njit(**_JIT, parallel=True)
-    def _forward_kernel(u, h0, scale, angles, out, cos_out, sin_out, keep):
-        """``out`` <- trace; with ``keep``, also cos and sin of each step's angle for the backward."""
+    def _forward_kernel(u, h0, scale, angles, out, cos_out, sin_out, keep, sq_rows):
+        """``out`` <- trace; with ``keep``, also cos and sin of each step's angle for the backward.
+
+        With a non-empty ``sq_rows`` (B, H), also the inertia sums
+        ``sq_rows[b, j] = sum_t (h_t - h_{t-1})**2`` over ``t >= 1``, the
+        differences and squares rounded in float32 as published, summed in float64.
+        """
         steps, batch, hidden = u.shape
+        inertia = sq_rows.shape[0] > 0
         for b in prange(batch):
             h = h0[b].copy()  # a private state: reading `out` while writing it defeats vectorisation
             cos_buf = np.empty(hidden, dtype=np.float32)
@@ -119,14 +128,24 @@ if _ERROR is None:
                     ct[j] = float32(cos_a)
                     st[j] = float32(sin_a)
                 ut = u[t, b]
+                ot = out[t, b]
                 for j in range(hidden):
-                    h[j] = float32(_tanh(ut[j] + h[j] * ct[j] * scale[j]))
-                out[t, b, :] = h
+                    ot[j] = float32(_tanh(ut[j] + h[j] * ct[j] * scale[j]))
+                if inertia and t > 0:
+                    sq = sq_rows[b]
+                    for j in range(hidden):
+                        d = ot[j] - h[j]
+                        sq[j] += float64(d * d)
+                h[:] = ot
 
     @njit(**_JIT, parallel=True)
-    def _backward_kernel(grad_trace, h0, scale, trace, cos_a, sin_a, grad_u, grad_h0, grad_s_rows):
+    def _backward_kernel(grad_trace, h0, scale, trace, cos_a, sin_a, inertia_coef, grad_u, grad_h0, grad_s_rows):
+        """Gradients of one layer; ``inertia_coef`` c adds the inertia term's gradient
+        ``c * (d_t - d_{t+1})`` (``d_t = h_t - h_{t-1}``, zero outside ``1 <= t <= T-1``)."""
         steps, batch, hidden = trace.shape
         one = float32(1.0)
+        c = float32(inertia_coef)
+        inertia = inertia_coef != 0.0
         for b in prange(batch):
             carry = np.zeros(hidden, dtype=np.float32)
             gs = grad_s_rows[b]
@@ -137,14 +156,28 @@ if _ERROR is None:
                 gu = grad_u[t, b]
                 ct = cos_a[t, b]
                 st = sin_a[t, b]
-                for j in range(hidden):
-                    hp = prev[j]
-                    r = ct[j]
-                    h = cur[j]
-                    gz = (gt[j] + carry[j]) * (one - h * h)
-                    gu[j] = gz
-                    gs[j] += float64(gz * hp * r)
-                    carry[j] = gz * scale[j] * (r - hp * st[j])
+                if inertia:
+                    # d_t (zero for t = 0: the initial state is not part of the energy) minus d_{t+1}
+                    before = cur if t == 0 else prev
+                    after = cur if t == steps - 1 else trace[t + 1, b]
+                    for j in range(hidden):
+                        gt_j = gt[j] + c * ((cur[j] - before[j]) - (after[j] - cur[j]))
+                        hp = prev[j]
+                        r = ct[j]
+                        h = cur[j]
+                        gz = (gt_j + carry[j]) * (one - h * h)
+                        gu[j] = gz
+                        gs[j] += float64(gz * hp * r)
+                        carry[j] = gz * scale[j] * (r - hp * st[j])
+                else:
+                    for j in range(hidden):
+                        hp = prev[j]
+                        r = ct[j]
+                        h = cur[j]
+                        gz = (gt[j] + carry[j]) * (one - h * h)
+                        gu[j] = gz
+                        gs[j] += float64(gz * hp * r)
+                        carry[j] = gz * scale[j] * (r - hp * st[j])
             grad_h0[b, :] = carry
 
     @njit(**_JIT)
@@ -166,8 +199,9 @@ def _np(t: torch.Tensor):
 
 
 def forward(u: torch.Tensor, h0: torch.Tensor, scale: torch.Tensor, angles: torch.Tensor,
-            keep: bool = True) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """Trace ``(T,B,H)`` of one layer, plus (with ``keep``) the cos and sin the backward needs.
+            keep: bool = True, inertia: bool = False):
+    """Trace ``(T,B,H)`` of one layer, cos and sin for the backward (with ``keep``, else None),
+    and with ``inertia`` the float64 sum of ``(h_t - h_{t-1})**2`` over ``t >= 1`` (else None).
 
     All inputs float32, contiguous, on CPU. Keeping cos/sin costs two writes
     per element and spares the backward its own polynomial evaluations.
@@ -175,20 +209,26 @@ def forward(u: torch.Tensor, h0: torch.Tensor, scale: torch.Tensor, angles: torc
     out = torch.empty_like(u)
     cos_a = torch.empty_like(u) if keep else torch.empty(0, 0, 0)
     sin_a = torch.empty_like(u) if keep else torch.empty(0, 0, 0)
+    sq_rows = np.zeros((u.shape[1], u.shape[2]) if inertia else (0, 0), dtype=np.float64)
     with _LOCK:
         _forward_kernel(_np(u), _np(h0), _np(scale.contiguous()), _np(angles.contiguous()), out.numpy(),
-                        cos_a.numpy(), sin_a.numpy(), keep)
-    return (out, cos_a, sin_a) if keep else (out, None, None)
+                        cos_a.numpy(), sin_a.numpy(), keep, sq_rows)
+    sq_sum = float(sq_rows.sum()) if inertia else None
+    return out, (cos_a if keep else None), (sin_a if keep else None), sq_sum
 
 
-def backward(grad_trace, h0, scale, trace, cos_a, sin_a):
-    """Gradients ``(grad_u, grad_h0, grad_scale)`` for :func:`forward`."""
+def backward(grad_trace, h0, scale, trace, cos_a, sin_a, inertia_coef: float = 0.0):
+    """Gradients ``(grad_u, grad_h0, grad_scale)`` for :func:`forward`.
+
+    ``inertia_coef`` (``c``) adds ``c * (d_t - d_{t+1})`` to the gradient arriving at each
+    ``h_t``: the gradient of ``c/2 * sum_t d_t**2``, the fused inertia term.
+    """
     grad_u = torch.empty_like(trace)
     grad_h0 = torch.empty_like(h0)
     rows = np.zeros((h0.shape[0], h0.shape[1]), dtype=np.float64)
     with _LOCK:
         _backward_kernel(_np(grad_trace), _np(h0), _np(scale.contiguous()), _np(trace),
-                         _np(cos_a), _np(sin_a), grad_u.numpy(), grad_h0.numpy(), rows)
+                         _np(cos_a), _np(sin_a), float(inertia_coef), grad_u.numpy(), grad_h0.numpy(), rows)
     grad_s = torch.from_numpy(rows.sum(axis=0).astype(np.float32))
     return grad_u, grad_h0, grad_s
 

@@ -106,8 +106,11 @@ def backward_step(model: LandauerLLM, optimizer: torch.optim.Optimizer, params: 
     reference to time both on identical work.
     """
     optimizer.zero_grad(set_to_none=True)
-    logits, trace, _ = (forward or model)(x)
-    losses = compute_losses(logits, y, trace, cfg.temperature, cfg.energy_weight)
+    if forward is None:
+        logits, trace, _, mean_sq_step = model.forward_with_inertia(x)
+    else:
+        (logits, trace, _), mean_sq_step = forward(x), None
+    losses = compute_losses(logits, y, trace, cfg.temperature, cfg.energy_weight, mean_sq_step)
     losses.total.backward()
     if cfg.grad_clip > 0:
         norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)

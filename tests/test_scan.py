@@ -15,15 +15,23 @@ BACKENDS = ["torch"] + (["numba"] if scan_numba.available() else [])
 needs_numba = pytest.mark.skipif(not scan_numba.available(), reason="numba unavailable")
 
 
-def _both_paths(model, idx, h0, backend):
-    """Outputs and gradients (parameters and h0) of the fast and the reference path."""
+def _both_paths(model, idx, h0, backend, inertia=False):
+    """Outputs and gradients (parameters and h0) of the fast and the reference path.
+
+    With ``inertia`` the fast path is the training step's form: the energy
+    term's mean comes from the top layer's scan.
+    """
     results = []
     for fast in (True, False):
         model.zero_grad()
         h = None if h0 is None else h0.clone().requires_grad_(True)
-        out = model(idx, h, backend=backend) if fast else model.forward_reference(idx, h)
+        mean_sq_step = None
+        if fast and inertia:
+            *out, mean_sq_step = model.forward_with_inertia(idx, h, backend=backend)
+        else:
+            out = model(idx, h, backend=backend) if fast else model.forward_reference(idx, h)
         targets = torch.roll(idx, -1, dims=1)
-        compute_losses(out[0], targets, out[1], 0.2, 0.5).total.backward()
+        compute_losses(out[0], targets, out[1], 0.2, 0.5, mean_sq_step).total.backward()
         grads = {n: p.grad.clone() for n, p in model.named_parameters()}
         if h is not None:
             grads["h0"] = h.grad.clone()
@@ -41,15 +49,16 @@ def _both_paths(model, idx, h0, backend):
     warm=st.booleans(),
     seed=st.integers(0, 2**16),
     backend=st.sampled_from(BACKENDS),
+    inertia=st.booleans(),
 )
-def test_fast_path_equals_reference(batch, steps, hidden, layers, phase_scaling, warm, seed, backend):
+def test_fast_path_equals_reference(batch, steps, hidden, layers, phase_scaling, warm, seed, backend, inertia):
     torch.manual_seed(seed)
     model = LandauerLLM(13, 6, hidden, layers, phase_scaling)
     with torch.no_grad():
         model.rnn.hidden_scale.uniform_(0.5, 1.5)
     idx = torch.randint(13, (batch, steps))
     h0 = torch.randn(layers, batch, hidden) * 0.5 if warm else None
-    (fast, g_fast), (ref, g_ref) = _both_paths(model, idx, h0, backend)
+    (fast, g_fast), (ref, g_ref) = _both_paths(model, idx, h0, backend, inertia)
     for a, b in zip(fast, ref, strict=True):
         torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-5)
     assert set(g_fast) == set(g_ref)
@@ -57,12 +66,13 @@ def test_fast_path_equals_reference(batch, steps, hidden, layers, phase_scaling,
         torch.testing.assert_close(g_fast[name], g_ref[name], atol=2e-5, rtol=1e-4, msg=name)
 
 
+@pytest.mark.parametrize("inertia", [False, True])
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_single_step_and_single_layer(backend):
+def test_single_step_and_single_layer(backend, inertia):
     torch.manual_seed(0)
     model = LandauerLLM(7, 4, 9, 1, 2.0)
     idx = torch.randint(7, (3, 1))
-    (fast, g_fast), (ref, g_ref) = _both_paths(model, idx, torch.randn(1, 3, 9), backend)
+    (fast, g_fast), (ref, g_ref) = _both_paths(model, idx, torch.randn(1, 3, 9), backend, inertia)
     for a, b in zip(fast, ref, strict=True):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
     for name in g_ref:
@@ -107,9 +117,42 @@ def test_unknown_backend_is_refused():
 
 @pytest.mark.parametrize("steps", [2, 3, 9])
 def test_energy_fused_backward_matches_finite_differences(steps):
-    from core.model import _MeanSquaredStep
+    from core.scan import MeanSquaredStep
 
     trace = torch.randn(steps, 2, 3, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(_MeanSquaredStep.apply, (trace,))
+    assert torch.autograd.gradcheck(MeanSquaredStep.apply, (trace,))
     d = trace[1:] - trace[:-1]
-    assert _MeanSquaredStep.apply(trace).item() == (d**2).mean().item()  # the published expression
+    assert MeanSquaredStep.apply(trace).item() == (d**2).mean().item()  # the published expression
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_inertia_from_the_scan_equals_the_published_expression(backend):
+    torch.manual_seed(3)
+    model = LandauerLLM(11, 5, 24, 2, 1.5)
+    idx = torch.randint(11, (4, 17))
+    _, trace, _, mean_sq_step = model.forward_with_inertia(idx, backend=backend)
+    d = trace[1:] - trace[:-1]
+    torch.testing.assert_close(mean_sq_step, (d**2).mean(), atol=0, rtol=2e-6)
+    mean_sq_step.backward()  # the energy term's gradient alone
+    fused = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    _, trace, _ = model.forward_reference(idx)
+    ((trace[1:] - trace[:-1]) ** 2).mean().backward()
+    for name, grad in fused.items():
+        torch.testing.assert_close(grad, model.get_parameter(name).grad, atol=1e-7, rtol=1e-4, msg=name)
+    assert "output_head.weight" not in fused
+
+
+def test_gathered_first_layer_has_the_embedding_gradient_bit_for_bit():
+    """Layer 0 gathers rows of a projected table; its backward uses ``index_add_``."""
+    from core.model import _GatherRows
+
+    torch.manual_seed(4)
+    table = torch.randn(13, 32, requires_grad=True)
+    tokens = torch.randint(13, (40, 6))
+    grad = torch.randn(40, 6, 32)
+    _GatherRows.apply(table, tokens).backward(grad)
+    ours = table.grad.clone()
+    table.grad = None
+    torch.nn.functional.embedding(tokens, table).backward(grad)
+    assert torch.equal(ours, table.grad)
