@@ -105,38 +105,24 @@ class LandauerLLM(nn.Module):
 
         Each layer's input projection runs for all time steps in one matrix
         product; the recurrence itself is an elementwise scan (:mod:`core.scan`).
+        Training uses :func:`core.fused_loss.fused_losses`, the same math with
+        the whole backward written out.
         """
-        return self._forward(idx, h0, backend, inertia=False)[:3]
-
-    def forward_with_inertia(self, idx: torch.Tensor, h0: torch.Tensor | None = None, *, backend: str = "auto"):
-        """:meth:`forward` plus ``mean((h_t - h_{t-1})**2)`` of the top layer, for the energy loss.
-
-        The top layer's scan computes it on the fly (and its gradient in its
-        backward), sparing the training step two passes over the trace.
-        """
-        return self._forward(idx, h0, backend, inertia=True)
-
-    def _forward(self, idx, h0, backend, inertia):
         batch, _ = idx.shape
         h0 = self._initial_state(h0, batch)
         tokens = idx.t()  # (T, B): time-major for the scan
         finals = []
-        x = msq = None
-        top = self.config.num_layers - 1
+        x = None
         for layer, linear in enumerate(self.rnn.input_linears):
             if layer == 0:
                 u = self._first_projection(tokens)
             else:
                 u = F.linear(x, linear.weight, linear.bias)  # (T, B, H), all steps at once
             angles = self.rnn.angles(layer, u.dtype, u.device)
-            out = elementwise_scan(u, h0[layer], self.rnn.hidden_scale[layer], angles, backend=backend,
-                                   inertia=inertia and layer == top)
-            x, last = out[0], out[1]
-            if len(out) == 3:
-                msq = out[2]
+            x, last = elementwise_scan(u, h0[layer], self.rnn.hidden_scale[layer], angles, backend=backend)
             finals.append(last)
         logits = self.output_head(x).transpose(0, 1)
-        return logits, x, torch.stack(finals), msq
+        return logits, x, torch.stack(finals)
 
     def _first_projection(self, tokens: torch.Tensor) -> torch.Tensor:
         """Layer 0's input ``W_0 e(token) + b_0`` for every position.
@@ -215,15 +201,22 @@ class Losses:
     energy: torch.Tensor  # unweighted
 
 
+def ln_phi(like: torch.Tensor) -> torch.Tensor:
+    """``ln(phi)`` computed as a float32 tensor (as published), in ``like``'s dtype and device."""
+    return torch.log(torch.tensor(PHI, dtype=torch.float32)).to(like.device, like.dtype)
+
+
+def energy_from_mean(mean_sq_step: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``temperature * ln(phi) * mean((h_t - h_{t-1})**2)``, the unweighted energy."""
+    return temperature * ln_phi(mean_sq_step) * mean_sq_step
+
+
 def compute_losses(logits: torch.Tensor, targets: torch.Tensor, top_trace: torch.Tensor,
-                   temperature: float, energy_weight: float,
-                   mean_sq_step: torch.Tensor | None = None) -> Losses:
+                   temperature: float, energy_weight: float) -> Losses:
     """Content cross-entropy plus the weighted thermodynamic-inertia energy.
 
     ``energy = temperature * ln(phi) * mean((h_t - h_{t-1})**2)`` over the top
     layer's trace ``(T, B, H)``, excluding the initial state; zero when ``T < 2``.
-    ``mean_sq_step``, when given, is that mean already computed (by
-    :meth:`LandauerLLM.forward_with_inertia`); otherwise it is computed here.
     """
     if logits.dim() == 3 and not logits.is_contiguous() and logits.transpose(0, 1).is_contiguous():
         # Both forward paths return a (B,T,V) view of time-major logits. The loss is a
@@ -233,7 +226,5 @@ def compute_losses(logits: torch.Tensor, targets: torch.Tensor, top_trace: torch
     if top_trace.size(0) < 2:
         energy = torch.zeros((), dtype=content.dtype, device=content.device)
     else:
-        ln_phi = torch.log(torch.tensor(PHI, dtype=torch.float32)).to(top_trace.device, top_trace.dtype)
-        msq = MeanSquaredStep.apply(top_trace) if mean_sq_step is None else mean_sq_step
-        energy = temperature * ln_phi * msq
+        energy = energy_from_mean(MeanSquaredStep.apply(top_trace), temperature)
     return Losses(content + energy_weight * energy, content, energy)

@@ -82,49 +82,68 @@ class MeanSquaredStep(torch.autograd.Function):
         return _inertia_grad(diff, grad * 2.0 / diff.numel())
 
 
-class _ElementwiseScan(torch.autograd.Function):
-    """Returns ``(trace, last state, inertia)``.
+def scan_forward(u, h0, scale, angles, *, use_numba: bool, keep: bool, inertia: bool):
+    """One layer's forward: ``(trace, cos, sin, inertia mean)``.
 
-    The last state is its own output so that an unused final state costs
-    nothing in the backward (indexing ``trace[-1]`` would make autograd
-    allocate and zero a full-size gradient for it). ``inertia`` is
-    ``mean((h_t - h_{t-1})**2)`` over ``t >= 1`` when asked for (the energy
-    term's mean, zero when ``T < 2``), else an empty tensor: fused into the
-    scan, it costs no extra pass over the trace either way.
+    ``cos``/``sin`` are kept for the backward when ``keep`` (numba only; the
+    torch loop recomputes them). The inertia mean, ``mean((h_t - h_{t-1})**2)``
+    over ``t >= 1``, is a 0-dim tensor when ``inertia`` (zero when ``T < 2``), else None.
     """
-
-    @staticmethod
-    def forward(ctx, u, h0, scale, angles, use_numba, inertia):
-        needs_grad = any(ctx.needs_input_grad[:3])
-        cos_a = sin_a = None
-        steps = u.size(0)
-        if use_numba:
-            trace, cos_a, sin_a, sq_sum = scan_numba.forward(u, h0, scale, angles, keep=needs_grad,
-                                                             inertia=inertia and steps > 1)
-        else:
-            trace = _forward_torch(u, h0, scale, angles)
-            sq_sum = None
-        if not inertia:
-            msq = u.new_empty(0)
-        elif steps < 2:
+    steps = u.size(0)
+    cos_a = sin_a = sq_sum = None
+    if use_numba:
+        trace, cos_a, sin_a, sq_sum = scan_numba.forward(u, h0, scale, angles, keep=keep,
+                                                         inertia=inertia and steps > 1)
+    else:
+        trace = _forward_torch(u, h0, scale, angles)
+    msq = None
+    if inertia:
+        if steps < 2:
             msq = u.new_zeros(())
         elif sq_sum is not None:
             msq = torch.tensor(sq_sum / trace[1:].numel(), dtype=u.dtype)
         else:
             msq = ((trace[1:] - trace[:-1]) ** 2).mean()  # the published expression
+    return trace, cos_a, sin_a, msq
+
+
+def scan_backward(grad_trace, u, h0, scale, angles, trace, cos_a, sin_a, *, use_numba: bool,
+                  inertia_grad=None):
+    """Gradients ``(grad_u, grad_h0, grad_scale)`` of one layer.
+
+    ``grad_trace`` must be contiguous. ``inertia_grad``, when given, is the
+    gradient arriving at the inertia mean from :func:`scan_forward`.
+    """
+    steps = trace.size(0)
+    coef = None
+    if inertia_grad is not None and steps > 1:
+        coef = inertia_grad * 2.0 / trace[1:].numel()
+    if use_numba:
+        return scan_numba.backward(grad_trace, h0, scale, trace, cos_a, sin_a, 0.0 if coef is None else float(coef))
+    if coef is not None:
+        grad_trace = grad_trace + _inertia_grad(trace[1:] - trace[:-1], coef)
+    return _backward_torch(grad_trace, u, h0, scale, angles, trace)
+
+
+class _ElementwiseScan(torch.autograd.Function):
+    """Returns ``(trace, last state)``; the last state is its own output so that an
+    unused final state costs nothing in the backward (indexing ``trace[-1]``
+    would make autograd allocate and zero a full-size gradient for it)."""
+
+    @staticmethod
+    def forward(ctx, u, h0, scale, angles, use_numba):
+        needs_grad = any(ctx.needs_input_grad[:3])
+        trace, cos_a, sin_a, _ = scan_forward(u, h0, scale, angles, use_numba=use_numba, keep=needs_grad,
+                                              inertia=False)
         ctx.use_numba = use_numba
         ctx.set_materialize_grads(False)
         if needs_grad:
             ctx.save_for_backward(u, h0, scale, angles, trace, cos_a, sin_a)
-        return trace, trace[-1].clone(), msq
+        return trace, trace[-1].clone()
 
     @staticmethod
-    def backward(ctx, grad_trace, grad_last, grad_msq):
+    def backward(ctx, grad_trace, grad_last):
         u, h0, scale, angles, trace, cos_a, sin_a = ctx.saved_tensors
-        steps = trace.size(0)
-        coef = None
-        if grad_msq is not None and grad_msq.numel() == 1 and steps > 1:
-            coef = grad_msq * 2.0 / trace[1:].numel()
         if grad_trace is None:
             grad_trace = torch.zeros_like(trace)
         else:
@@ -132,33 +151,30 @@ class _ElementwiseScan(torch.autograd.Function):
         if grad_last is not None:
             grad_trace = grad_trace.clone()
             grad_trace[-1] += grad_last
-        if ctx.use_numba:
-            grad_u, grad_h0, grad_s = scan_numba.backward(grad_trace, h0, scale, trace, cos_a, sin_a,
-                                                          0.0 if coef is None else coef.item())
-        else:
-            if coef is not None:
-                grad_trace = grad_trace + _inertia_grad(trace[1:] - trace[:-1], coef)
-            grad_u, grad_h0, grad_s = _backward_torch(grad_trace, u, h0, scale, angles, trace)
-        return grad_u, grad_h0, grad_s, None, None, None
+        grad_u, grad_h0, grad_s = scan_backward(grad_trace, u, h0, scale, angles, trace, cos_a, sin_a,
+                                                use_numba=ctx.use_numba)
+        return grad_u, grad_h0, grad_s, None, None
 
 
 def numba_usable(t: torch.Tensor) -> bool:
     return t.device.type == "cpu" and t.dtype == torch.float32 and scan_numba.available()
 
 
-def elementwise_scan(u: torch.Tensor, h0: torch.Tensor, scale: torch.Tensor, angles: torch.Tensor,
-                     *, backend: str = "auto", inertia: bool = False):
-    """Run the recurrence for one layer: ``u (T,B,H)``, ``h0 (B,H)`` -> ``(trace (T,B,H), last (B,H))``.
-
-    With ``inertia``, also returns ``mean((h_t - h_{t-1})**2)`` over ``t >= 1``
-    (differentiable; zero when ``T < 2``) as a third item, computed inside the scan.
-    ``backend``: "auto" (numba on float32 CPU tensors when available, else torch),
-    "numba" or "torch".
-    """
+def use_numba_for(u: torch.Tensor, backend: str = "auto") -> bool:
+    """Whether ``backend`` ("auto", "numba" or "torch") means the numba kernels for ``u``."""
     if backend not in ("auto", "numba", "torch"):
         raise ValueError(f"unknown scan backend {backend!r}")
     if backend == "numba" and not numba_usable(u):
         raise RuntimeError("the numba scan needs float32 CPU tensors and the numba package")
-    use_numba = backend == "numba" or (backend == "auto" and numba_usable(u))
-    trace, last, msq = _ElementwiseScan.apply(u.contiguous(), h0.contiguous(), scale, angles, use_numba, inertia)
-    return (trace, last, msq) if inertia else (trace, last)
+    return backend == "numba" or (backend == "auto" and numba_usable(u))
+
+
+def elementwise_scan(u: torch.Tensor, h0: torch.Tensor, scale: torch.Tensor, angles: torch.Tensor,
+                     *, backend: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
+    """Run the recurrence for one layer: ``u (T,B,H)``, ``h0 (B,H)`` -> ``(trace (T,B,H), last (B,H))``.
+
+    ``backend``: "auto" (numba on float32 CPU tensors when available, else torch),
+    "numba" or "torch".
+    """
+    use_numba = use_numba_for(u, backend)
+    return _ElementwiseScan.apply(u.contiguous(), h0.contiguous(), scale, angles, use_numba)

@@ -51,6 +51,7 @@ from core.events import (
     Started,
     StepMetrics,
 )
+from core.fused_loss import fused_losses
 from core.hparams import TrainConfig
 from core.model import LandauerLLM, compute_losses
 
@@ -102,15 +103,15 @@ def backward_step(model: LandauerLLM, optimizer: torch.optim.Optimizer, params: 
     """Loss and gradients of one batch, clipped as published; the caller takes the optimiser step.
 
     Returns ``(total, content, energy, grad_norm)`` as floats (one device sync).
-    ``forward`` defaults to the fast path; the benchmark passes the per-step
-    reference to time both on identical work.
+    ``forward`` defaults to the fast path (:func:`~core.fused_loss.fused_losses`);
+    the benchmark passes the per-step reference to time both on identical work.
     """
     optimizer.zero_grad(set_to_none=True)
     if forward is None:
-        logits, trace, _, mean_sq_step = model.forward_with_inertia(x)
+        losses = fused_losses(model, x, y, cfg.temperature, cfg.energy_weight)
     else:
-        (logits, trace, _), mean_sq_step = forward(x), None
-    losses = compute_losses(logits, y, trace, cfg.temperature, cfg.energy_weight, mean_sq_step)
+        logits, trace, _ = forward(x)
+        losses = compute_losses(logits, y, trace, cfg.temperature, cfg.energy_weight)
     losses.total.backward()
     if cfg.grad_clip > 0:
         norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)

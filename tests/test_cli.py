@@ -102,14 +102,14 @@ def test_train_errors_exit_with_one_line(tmp_path, capsys):
 
 
 def test_train_nan_exits_non_zero(tmp_path, capsys, monkeypatch):
-    real = trainer_mod.compute_losses
+    real = trainer_mod.fused_losses
 
     def poisoned(*args, **kw):
         losses = real(*args, **kw)
         losses.total = losses.total * float("inf") * 0.0
         return losses
 
-    monkeypatch.setattr(trainer_mod, "compute_losses", poisoned)
+    monkeypatch.setattr(trainer_mod, "fused_losses", poisoned)
     assert train_main(tiny_args(tmp_path, "--steps", "3", "--eval-every", "0")) == 1
     _, err = capsys.readouterr()
     assert "nan" in err.lower()
@@ -163,7 +163,7 @@ def test_python_dash_m_entry_points(golden_dir, monkeypatch, capsys):
 
 def test_ctrl_c_stops_and_saves(tmp_path, capsys, monkeypatch):
     """The first SIGINT asks the trainer to stop: it saves a checkpoint and exits with 130."""
-    real = trainer_mod.compute_losses
+    real = trainer_mod.fused_losses
     calls = {"n": 0}
 
     def interrupt_at_step_two(*args, **kw):
@@ -172,7 +172,7 @@ def test_ctrl_c_stops_and_saves(tmp_path, capsys, monkeypatch):
             signal.raise_signal(signal.SIGINT)  # handled in the main thread, as a real Ctrl+C
         return real(*args, **kw)
 
-    monkeypatch.setattr(trainer_mod, "compute_losses", interrupt_at_step_two)
+    monkeypatch.setattr(trainer_mod, "fused_losses", interrupt_at_step_two)
     before = signal.getsignal(signal.SIGINT)
     code = train_main(tiny_args(tmp_path, "--steps", "1000", "--eval-every", "0"))
     out, err = capsys.readouterr()

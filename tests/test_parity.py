@@ -25,9 +25,6 @@ PATHS = {
     "reference": dict(atol=1e-6, grad_atol=1e-6),
     "fast-torch": dict(atol=1e-4, grad_atol=2e-5),
     "fast-numba": dict(atol=1e-4, grad_atol=2e-5),
-    # the training step's form: the energy term's mean computed inside the top layer's scan
-    "training-torch": dict(atol=1e-4, grad_atol=2e-5),
-    "training-numba": dict(atol=1e-4, grad_atol=2e-5),
 }
 
 
@@ -35,15 +32,11 @@ def _run(golden: dict, path: str):
     cfg = golden["config"]
     model = LandauerLLM.from_config(cfg)
     model.load_state_dict(golden["state_dict"])
-    mean_sq_step = None
     if path == "reference":
         logits, trace, h_last = model.forward_reference(golden["idx"], golden["h0"])
-    elif path.startswith("training"):
-        logits, trace, h_last, mean_sq_step = model.forward_with_inertia(golden["idx"], golden["h0"],
-                                                                         backend=path.split("-")[1])
     else:
         logits, trace, h_last = model(golden["idx"], golden["h0"], backend=path.split("-")[1])
-    losses = compute_losses(logits, golden["targets"], trace, cfg["temperature"], cfg["energy_weight"], mean_sq_step)
+    losses = compute_losses(logits, golden["targets"], trace, cfg["temperature"], cfg["energy_weight"])
     losses.total.backward()
     grads = {name: p.grad for name, p in model.named_parameters()}
     return logits, trace, h_last, losses, grads

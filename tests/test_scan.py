@@ -9,29 +9,21 @@ from hypothesis import strategies as st
 
 from core import scan_numba
 from core.model import LandauerLLM, compute_losses
-from core.scan import elementwise_scan
+from core.scan import elementwise_scan, scan_backward, scan_forward
 
 BACKENDS = ["torch"] + (["numba"] if scan_numba.available() else [])
 needs_numba = pytest.mark.skipif(not scan_numba.available(), reason="numba unavailable")
 
 
-def _both_paths(model, idx, h0, backend, inertia=False):
-    """Outputs and gradients (parameters and h0) of the fast and the reference path.
-
-    With ``inertia`` the fast path is the training step's form: the energy
-    term's mean comes from the top layer's scan.
-    """
+def _both_paths(model, idx, h0, backend):
+    """Outputs and gradients (parameters and h0) of the fast and the reference path."""
     results = []
     for fast in (True, False):
         model.zero_grad()
         h = None if h0 is None else h0.clone().requires_grad_(True)
-        mean_sq_step = None
-        if fast and inertia:
-            *out, mean_sq_step = model.forward_with_inertia(idx, h, backend=backend)
-        else:
-            out = model(idx, h, backend=backend) if fast else model.forward_reference(idx, h)
+        out = model(idx, h, backend=backend) if fast else model.forward_reference(idx, h)
         targets = torch.roll(idx, -1, dims=1)
-        compute_losses(out[0], targets, out[1], 0.2, 0.5, mean_sq_step).total.backward()
+        compute_losses(out[0], targets, out[1], 0.2, 0.5).total.backward()
         grads = {n: p.grad.clone() for n, p in model.named_parameters()}
         if h is not None:
             grads["h0"] = h.grad.clone()
@@ -49,16 +41,15 @@ def _both_paths(model, idx, h0, backend, inertia=False):
     warm=st.booleans(),
     seed=st.integers(0, 2**16),
     backend=st.sampled_from(BACKENDS),
-    inertia=st.booleans(),
 )
-def test_fast_path_equals_reference(batch, steps, hidden, layers, phase_scaling, warm, seed, backend, inertia):
+def test_fast_path_equals_reference(batch, steps, hidden, layers, phase_scaling, warm, seed, backend):
     torch.manual_seed(seed)
     model = LandauerLLM(13, 6, hidden, layers, phase_scaling)
     with torch.no_grad():
         model.rnn.hidden_scale.uniform_(0.5, 1.5)
     idx = torch.randint(13, (batch, steps))
     h0 = torch.randn(layers, batch, hidden) * 0.5 if warm else None
-    (fast, g_fast), (ref, g_ref) = _both_paths(model, idx, h0, backend, inertia)
+    (fast, g_fast), (ref, g_ref) = _both_paths(model, idx, h0, backend)
     for a, b in zip(fast, ref, strict=True):
         torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-5)
     assert set(g_fast) == set(g_ref)
@@ -66,13 +57,12 @@ def test_fast_path_equals_reference(batch, steps, hidden, layers, phase_scaling,
         torch.testing.assert_close(g_fast[name], g_ref[name], atol=2e-5, rtol=1e-4, msg=name)
 
 
-@pytest.mark.parametrize("inertia", [False, True])
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_single_step_and_single_layer(backend, inertia):
+def test_single_step_and_single_layer(backend):
     torch.manual_seed(0)
     model = LandauerLLM(7, 4, 9, 1, 2.0)
     idx = torch.randint(7, (3, 1))
-    (fast, g_fast), (ref, g_ref) = _both_paths(model, idx, torch.randn(1, 3, 9), backend, inertia)
+    (fast, g_fast), (ref, g_ref) = _both_paths(model, idx, torch.randn(1, 3, 9), backend)
     for a, b in zip(fast, ref, strict=True):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
     for name in g_ref:
@@ -126,21 +116,26 @@ def test_energy_fused_backward_matches_finite_differences(steps):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_inertia_from_the_scan_equals_the_published_expression(backend):
+@pytest.mark.parametrize("steps", [1, 2, 17])
+def test_inertia_from_the_scan_equals_the_published_expression(backend, steps):
+    """The scan's own ``mean((h_t - h_{t-1})**2)`` and the gradient it feeds back."""
     torch.manual_seed(3)
-    model = LandauerLLM(11, 5, 24, 2, 1.5)
-    idx = torch.randint(11, (4, 17))
-    _, trace, _, mean_sq_step = model.forward_with_inertia(idx, backend=backend)
-    d = trace[1:] - trace[:-1]
-    torch.testing.assert_close(mean_sq_step, (d**2).mean(), atol=0, rtol=2e-6)
-    mean_sq_step.backward()  # the energy term's gradient alone
-    fused = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-    model.zero_grad()
-    _, trace, _ = model.forward_reference(idx)
-    ((trace[1:] - trace[:-1]) ** 2).mean().backward()
-    for name, grad in fused.items():
-        torch.testing.assert_close(grad, model.get_parameter(name).grad, atol=1e-7, rtol=1e-4, msg=name)
-    assert "output_head.weight" not in fused
+    u = torch.randn(steps, 4, 24, requires_grad=True)
+    h0 = torch.randn(4, 24) * 0.5
+    scale = torch.rand(24) + 0.5
+    angles = torch.arange(24, dtype=torch.float32) * 2.4
+    use_numba = backend == "numba"
+    trace, cos_a, sin_a, msq = scan_forward(u.detach(), h0, scale, angles, use_numba=use_numba, keep=True,
+                                            inertia=True)
+    ref_trace, _ = elementwise_scan(u, h0, scale, angles, backend="torch")
+    d = ref_trace[1:] - ref_trace[:-1]
+    ref_msq = (d**2).mean() if steps > 1 else ref_trace.sum() * 0
+    torch.testing.assert_close(msq, ref_msq.detach(), atol=0, rtol=2e-6)
+    grad_trace = torch.randn_like(trace)
+    (ref_trace * grad_trace).sum().add(ref_msq * 3.0).backward()
+    grad_u, _, _ = scan_backward(grad_trace, u.detach(), h0, scale, angles, trace, cos_a, sin_a,
+                                 use_numba=use_numba, inertia_grad=torch.tensor(3.0))
+    torch.testing.assert_close(grad_u, u.grad, atol=1e-6, rtol=1e-5)
 
 
 def test_gathered_first_layer_has_the_embedding_gradient_bit_for_bit():

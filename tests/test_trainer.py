@@ -193,7 +193,7 @@ def test_stop_before_first_step_saves_nothing(tmp_path, corpus):
 
 
 def test_nan_loss_fails_and_keeps_the_last_good_checkpoint(tmp_path, corpus, monkeypatch):
-    real = trainer_mod.compute_losses
+    real = trainer_mod.fused_losses
     calls = {"n": 0}
 
     def poisoned(*args, **kw):
@@ -203,7 +203,7 @@ def test_nan_loss_fails_and_keeps_the_last_good_checkpoint(tmp_path, corpus, mon
             losses.total = losses.total * float("nan")
         return losses
 
-    monkeypatch.setattr(trainer_mod, "compute_losses", poisoned)
+    monkeypatch.setattr(trainer_mod, "fused_losses", poisoned)
     trainer = Trainer(tiny(tmp_path, steps=10, save_every=2), corpus)
     digests = {}
     events = []
