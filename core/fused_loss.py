@@ -33,7 +33,7 @@ class _FusedLosses(torch.autograd.Function):
         zero = head_w.new_zeros(idx.size(0), hidden_scale.size(1))
         gathered = emb_w.size(0) < tokens.numel()
         embedded = None
-        if gathered:  # few symbols: project the V embedding rows once, then gather (see LandauerLLM)
+        if gathered:  # few symbols: project the V rows once, then gather (LandauerLLM._first_projection)
             x = F.embedding(tokens, torch.addmm(biases[0], emb_w, weights[0].t()))
         else:
             embedded = F.embedding(tokens, emb_w)
@@ -73,7 +73,9 @@ class _FusedLosses(torch.autograd.Function):
 
         # cross-entropy: (softmax - one_hot) / N, written over the log-probabilities in place
         g_logits = log_probs.exp_()
-        g_logits[torch.arange(g_logits.size(0)), flat_targets] -= 1.0
+        classes = g_logits.size(1)
+        hits = torch.arange(0, g_logits.numel(), classes, device=g_logits.device) + flat_targets
+        g_logits.view(-1).index_add_(0, hits, g_logits.new_full(hits.shape, -1.0))
         if g_content is None:
             g_logits.zero_()
         else:
