@@ -145,7 +145,6 @@ if _ERROR is None:
         steps, batch, hidden = trace.shape
         one = float32(1.0)
         c = float32(inertia_coef)
-        inertia = inertia_coef != 0.0
         for b in prange(batch):
             carry = np.zeros(hidden, dtype=np.float32)
             gs = grad_s_rows[b]
@@ -156,28 +155,19 @@ if _ERROR is None:
                 gu = grad_u[t, b]
                 ct = cos_a[t, b]
                 st = sin_a[t, b]
-                if inertia:
-                    # d_t (zero for t = 0: the initial state is not part of the energy) minus d_{t+1}
-                    before = cur if t == 0 else prev
-                    after = cur if t == steps - 1 else trace[t + 1, b]
-                    for j in range(hidden):
-                        gt_j = gt[j] + c * ((cur[j] - before[j]) - (after[j] - cur[j]))
-                        hp = prev[j]
-                        r = ct[j]
-                        h = cur[j]
-                        gz = (gt_j + carry[j]) * (one - h * h)
-                        gu[j] = gz
-                        gs[j] += float64(gz * hp * r)
-                        carry[j] = gz * scale[j] * (r - hp * st[j])
-                else:
-                    for j in range(hidden):
-                        hp = prev[j]
-                        r = ct[j]
-                        h = cur[j]
-                        gz = (gt[j] + carry[j]) * (one - h * h)
-                        gu[j] = gz
-                        gs[j] += float64(gz * hp * r)
-                        carry[j] = gz * scale[j] * (r - hp * st[j])
+                # for the inertia term: d_t (zero for t = 0, the initial state is not part of
+                # the energy) minus d_{t+1} (zero for the last step)
+                before = cur if t == 0 else prev
+                after = cur if t == steps - 1 else trace[t + 1, b]
+                for j in range(hidden):
+                    hp = prev[j]
+                    r = ct[j]
+                    h = cur[j]
+                    g = gt[j] + c * ((h - before[j]) - (after[j] - h))
+                    gz = (g + carry[j]) * (one - h * h)
+                    gu[j] = gz
+                    gs[j] += float64(gz * hp * r)
+                    carry[j] = gz * scale[j] * (r - hp * st[j])
             grad_h0[b, :] = carry
 
     @njit(**_JIT)
