@@ -302,7 +302,7 @@ def test_a_trainer_runs_once(tmp_path, corpus):
 
 
 def test_optimizer_updates_equal_the_published_default_adam():
-    """make_optimizer batches Adam's updates; the weights must match plain Adam bit for bit."""
+    """make_optimizer's fused Adam follows plain Adam to within float32 rounding."""
     import copy
 
     from core.model import LandauerLLM
@@ -311,13 +311,16 @@ def test_optimizer_updates_equal_the_published_default_adam():
     torch.manual_seed(0)
     ours = LandauerLLM(11, 4, 8, 2, 2.0)
     plain = copy.deepcopy(ours)
+    start = copy.deepcopy(ours)
     opt_ours = make_optimizer(list(ours.parameters()), 3e-3)
     opt_plain = torch.optim.Adam(plain.parameters(), lr=3e-3)
-    for _ in range(5):
+    assert opt_ours.defaults["fused"]
+    for _ in range(20):
         for a, b in zip(ours.parameters(), plain.parameters(), strict=True):
             a.grad = torch.randn_like(a)
             b.grad = a.grad.clone()
         opt_ours.step()
         opt_plain.step()
-    for a, b in zip(ours.parameters(), plain.parameters(), strict=True):
-        assert torch.equal(a, b)
+    for a, b, s in zip(ours.parameters(), plain.parameters(), start.parameters(), strict=True):
+        assert (a - s).abs().max() > 1e-2  # the weights moved: 20 updates of about lr = 3e-3
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
