@@ -133,10 +133,7 @@ class LandauerLLM(nn.Module):
         """
         emb, linear = self.token_embedding, self.rnn.input_linears[0]
         if emb.num_embeddings < tokens.numel():
-            table = F.linear(emb.weight, linear.weight, linear.bias)
-            if tokens.device.type == "cpu":
-                return _GatherRows.apply(table, tokens)
-            return F.embedding(tokens, table)
+            return F.embedding(tokens, F.linear(emb.weight, linear.weight, linear.bias))
         return F.linear(emb(tokens), linear.weight, linear.bias)
 
     def forward_reference(self, idx: torch.Tensor, h0: torch.Tensor | None = None):
@@ -172,26 +169,6 @@ class LandauerLLM(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
-
-
-class _GatherRows(torch.autograd.Function):
-    """``table[tokens]``, whose backward sums gradient rows with ``index_add_``.
-
-    The same sums in the same order as the embedding backward (a test checks
-    the gradients are bit-identical), at about half its cost on CPU.
-    """
-
-    @staticmethod
-    def forward(ctx, table, tokens):
-        ctx.save_for_backward(tokens)
-        ctx.rows = table.size(0)
-        return F.embedding(tokens, table)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (tokens,) = ctx.saved_tensors
-        rows = grad.reshape(-1, grad.size(-1))
-        return rows.new_zeros(ctx.rows, rows.size(1)).index_add_(0, tokens.reshape(-1), rows), None
 
 
 @dataclass

@@ -136,18 +136,3 @@ def test_inertia_from_the_scan_equals_the_published_expression(backend, steps):
     grad_u, _, _ = scan_backward(grad_trace, u.detach(), h0, scale, angles, trace, cos_a, sin_a,
                                  use_numba=use_numba, inertia_grad=torch.tensor(3.0))
     torch.testing.assert_close(grad_u, u.grad, atol=1e-6, rtol=1e-5)
-
-
-def test_gathered_first_layer_has_the_embedding_gradient_bit_for_bit():
-    """Layer 0 gathers rows of a projected table; its backward uses ``index_add_``."""
-    from core.model import _GatherRows
-
-    torch.manual_seed(4)
-    table = torch.randn(13, 32, requires_grad=True)
-    tokens = torch.randint(13, (40, 6))
-    grad = torch.randn(40, 6, 32)
-    _GatherRows.apply(table, tokens).backward(grad)
-    ours = table.grad.clone()
-    table.grad = None
-    torch.nn.functional.embedding(tokens, table).backward(grad)
-    assert torch.equal(ours, table.grad)
