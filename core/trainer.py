@@ -103,6 +103,17 @@ def make_optimizer(params: list[torch.Tensor], lr: float) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr=lr, foreach=True)
 
 
+def _with_implementation(state: dict, optimizer: torch.optim.Optimizer) -> dict:
+    """A saved optimiser state that will run with ``optimizer``'s implementation.
+
+    Loading a state also loads the flags it was saved with (``fused``,
+    ``foreach``); a run saved by an older version or on another device resumes
+    with the implementation chosen for this one instead.
+    """
+    flags = {k: optimizer.defaults.get(k) for k in ("fused", "foreach")}
+    return {**state, "param_groups": [{**group, **flags} for group in state["param_groups"]]}
+
+
 def backward_step(model: LandauerLLM, optimizer: torch.optim.Optimizer, params: list[torch.Tensor],
                   x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
                   forward=None) -> tuple[float, float, float, float]:
@@ -283,7 +294,7 @@ class Trainer:
         extras = payload["landauer_studio"]
         try:
             self.model.load_state_dict(payload["model_state"])
-            self.optimizer.load_state_dict(extras["optimizer_state"])
+            self.optimizer.load_state_dict(_with_implementation(extras["optimizer_state"], self.optimizer))
             rng = extras["rng"]
             self.batch_gen.set_state(rng["batch"])
             torch.set_rng_state(rng["torch"])

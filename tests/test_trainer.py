@@ -259,6 +259,21 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path, corpus):
     assert [json.loads(x)["step"] for x in lines if '"train"' in x] == list(range(1, steps + 1))
 
 
+def test_resume_uses_this_devices_adam_implementation(tmp_path, corpus):
+    """A checkpoint from before fused Adam (or from another device) resumes with this one's choice."""
+    cfg = tiny(tmp_path, steps=2)
+    done = run_all(Trainer(cfg, corpus))
+    path = done[-1].last_checkpoint
+    payload = load_checkpoint(path)
+    for group in payload["landauer_studio"]["optimizer_state"]["param_groups"]:
+        group.update(fused=None, foreach=True)  # as the previous version saved it
+    torch.save(payload, path)
+    trainer = Trainer(cfg.replace(steps=4, resume=path), corpus)
+    events = run_all(trainer)
+    assert isinstance(events[-1], Finished) and events[-1].step == 4
+    assert all(g["fused"] and not g["foreach"] for g in trainer.optimizer.param_groups)
+
+
 @pytest.mark.parametrize("change, kind", [
     (dict(batch_size=0), "config"),
     (dict(lr=float("nan")), "config"),
