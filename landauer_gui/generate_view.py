@@ -55,7 +55,7 @@ from core.device import detect_devices
 from core.generate import PromptError, TextGenerator
 from core.hparams import SamplingConfig
 from landauer_gui.param_form import ParamForm
-from landauer_gui.widgets import Banner
+from landauer_gui.widgets import Banner, stretched_row
 from landauer_gui.workers import BackgroundIterator
 
 FLUSH_MS = 40  # coalesce streamed characters: ~25 repaints a second whatever the rate
@@ -229,10 +229,7 @@ class GenerateView(QWidget):
         self._folder_label = QLabel()
         self._folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self._folder_label.setStyleSheet("color: palette(placeholder-text);")
-        list_buttons = QHBoxLayout()
-        list_buttons.addWidget(self._folder_label, 1)
-        list_buttons.addWidget(self._refresh_button)
-        list_buttons.addWidget(self._open_button)
+        list_buttons = stretched_row(self._folder_label, self._refresh_button, self._open_button)
 
         ckpt_box = QGroupBox("Checkpoints")
         ckpt_layout = QVBoxLayout(ckpt_box)
@@ -291,10 +288,7 @@ class GenerateView(QWidget):
         self.save_button = QPushButton("Save…")
         self.save_button.setToolTip("Save the prompt and its continuation as a .txt file")
         self.save_button.clicked.connect(self.save_output_dialog)
-        out_row = QHBoxLayout()
-        out_row.addWidget(self.status_label, 1)
-        out_row.addWidget(self.copy_button)
-        out_row.addWidget(self.save_button)
+        out_row = stretched_row(self.status_label, self.copy_button, self.save_button)
 
         text_box = QGroupBox("Prompt and sample")
         text_layout = QVBoxLayout(text_box)

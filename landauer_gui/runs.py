@@ -17,7 +17,6 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QHBoxLayout,
     QHeaderView,
     QLabel,
     QPushButton,
@@ -30,6 +29,7 @@ from PySide6.QtWidgets import (
 from core.resources import runs_dir
 from core.trainer import CONFIG_FILE, METRICS_FILE
 from landauer_gui.plots import RunCurves
+from landauer_gui.widgets import stretched_row
 
 TAIL_BYTES = 16_384  # enough of metrics.jsonl to find the last train and val lines
 
@@ -182,11 +182,7 @@ class RunsPanel(QWidget):
         self.hint = QLabel(self)
         self.hint.setStyleSheet("color: palette(placeholder-text);")
 
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.hint, 1)
-        buttons.addWidget(self.refresh_button)
-        buttons.addWidget(self.hide_button)
-        buttons.addWidget(self.show_button)
+        buttons = stretched_row(self.hint, self.refresh_button, self.hide_button, self.show_button)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.tree, 1)

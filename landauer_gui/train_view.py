@@ -56,7 +56,7 @@ from landauer_gui import settings
 from landauer_gui.param_form import ERROR_COLOR, ParamForm
 from landauer_gui.plots import MetricsPlot
 from landauer_gui.runs import RunsPanel, load_curves, new_run_dir
-from landauer_gui.widgets import Banner
+from landauer_gui.widgets import Banner, stretched_row
 from landauer_gui.workers import BackgroundIterator
 
 LOG_MAX_LINES = 5000
@@ -200,10 +200,7 @@ class TrainView(QWidget):
         bundled.setText("Shakespeare")
         bundled.setToolTip("Use the Shakespeare corpus that ships with the studio")
         bundled.clicked.connect(self.use_bundled_corpus)
-        path_row = QHBoxLayout()
-        path_row.addWidget(self.corpus_edit, 1)
-        path_row.addWidget(browse)
-        path_row.addWidget(bundled)
+        path_row = stretched_row(self.corpus_edit, browse, bundled)
         self.corpus_info = QLabel(self)
         self.corpus_info.setWordWrap(True)
         self.corpus_info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -229,10 +226,7 @@ class TrainView(QWidget):
         save_preset = QToolButton(self)
         save_preset.setText("Save…")
         save_preset.clicked.connect(self.save_preset_dialog)
-        preset_row = QHBoxLayout()
-        preset_row.addWidget(self.preset_combo, 1)
-        preset_row.addWidget(load_preset)
-        preset_row.addWidget(save_preset)
+        preset_row = stretched_row(self.preset_combo, load_preset, save_preset)
         self.preset_info = QLabel(self)
         self.preset_info.setWordWrap(True)
         self.preset_info.setStyleSheet("color: palette(placeholder-text);")
@@ -290,9 +284,7 @@ class TrainView(QWidget):
         buttons.addSpacing(12)
         buttons.addWidget(self.resume_button)
         buttons.addStretch(1)
-        resume_row = QHBoxLayout()
-        resume_row.addWidget(self.resume_label, 1)
-        resume_row.addWidget(self.resume_clear)
+        resume_row = stretched_row(self.resume_label, self.resume_clear)
 
         self.progress = QProgressBar(self)
         self.progress.setFormat("step %v / %m")
@@ -301,9 +293,7 @@ class TrainView(QWidget):
         self.stats = QLabel("Not running", self)
         self.stats.setMinimumWidth(260)
         self.stats.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        progress_row = QHBoxLayout()
-        progress_row.addWidget(self.progress, 1)
-        progress_row.addWidget(self.stats)
+        progress_row = stretched_row(self.progress, self.stats)
 
         self.plot = MetricsPlot(self)
 

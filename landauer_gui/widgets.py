@@ -6,6 +6,15 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QWidget
 
 
+def stretched_row(main: QWidget, *rest: QWidget) -> QHBoxLayout:
+    """A row where ``main`` takes the spare width and ``rest`` (buttons, a label) keep theirs."""
+    row = QHBoxLayout()
+    row.addWidget(main, 1)
+    for widget in rest:
+        row.addWidget(widget)
+    return row
+
+
 class Banner(QFrame):
     """A dismissable red message at the top of the view; errors never open modal dialogs."""
 
