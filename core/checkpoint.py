@@ -19,7 +19,6 @@ import os
 import pickle
 import pickletools
 import re
-import secrets
 import threading
 import zipfile
 from collections import OrderedDict
@@ -31,6 +30,7 @@ from typing import Any
 
 import torch
 
+from core.files import create_temp, fsync_dir
 from core.model import LandauerLLM
 
 FORMAT_VERSION = 1
@@ -161,33 +161,6 @@ def _open_writer(fd: int):
     return os.fdopen(fd, "wb")
 
 
-def _create_temp(directory: Path, name: str) -> tuple[int, Path]:
-    """A new hidden file beside the target, created with the usual permissions (umask applies)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    while True:
-        tmp = directory / f".{name}.{secrets.token_hex(4)}.tmp"
-        try:
-            return os.open(tmp, flags, 0o666), tmp
-        except FileExistsError:
-            continue
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename itself durable; Windows has no directory handles for this."""
-    if os.name == "nt":
-        return
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems refuse; the file itself is already synced
-    finally:
-        os.close(fd)
-
-
 def _os_error(exc: BaseException) -> OSError | None:
     """The OSError behind ``exc``: torch wraps a failed write in a RuntimeError."""
     seen = set()
@@ -234,7 +207,7 @@ def save_checkpoint(path: str | os.PathLike, payload: Mapping[str, Any]) -> Path
     directory = path.parent
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = _create_temp(directory, path.name)
+        fd, tmp = create_temp(directory, path.name)
     except OSError as exc:
         raise _save_error(path, exc) from exc
     f = None
@@ -255,7 +228,7 @@ def save_checkpoint(path: str | os.PathLike, payload: Mapping[str, Any]) -> Path
         if isinstance(exc, Exception):
             raise _save_error(path, exc) from exc
         raise  # KeyboardInterrupt and friends keep their meaning
-    _fsync_dir(directory)
+    fsync_dir(directory)
     return path
 
 
