@@ -1,8 +1,13 @@
 """Both forward paths against tensors produced by the original code.
 
 Tolerances: the per-step reference path performs the published float32
-operations in the published order, so it must agree to within a few float32
-ulps (atol 1e-6). The fast path computes the same function but its matrix
+operations in the published order, so it agrees to within a few float32 ulps
+per operation; the linear layers' sums, though, are ordered by whichever BLAS
+kernel the CPU selects (AVX2 on one machine, AVX-512 on another), and the
+recurrence amplifies those last-bit differences over 64 steps: measured on an
+AVX-512 CPU against the files written on another machine, up to 1.7e-5 on the
+default file's top-layer trace and 5e-7 on its gradients, so atol 1e-4 on
+activations and 1e-5 on losses and gradients. The fast path computes the same function but its matrix
 products run over all time steps at once (a different BLAS summation order)
 and its numba ``cos``/``tanh`` round differently from torch's by at most one
 ulp; the recurrence can amplify such last-bit differences over 64 steps
@@ -22,7 +27,7 @@ from core.model import LandauerLLM, compute_losses
 
 GOLDEN = ["small", "default", "warm"]
 PATHS = {
-    "reference": dict(atol=1e-6, grad_atol=1e-6),
+    "reference": dict(atol=1e-4, grad_atol=1e-5),
     "fast-torch": dict(atol=1e-4, grad_atol=2e-5),
     "fast-numba": dict(atol=1e-4, grad_atol=2e-5),
 }
