@@ -320,15 +320,9 @@ class Trainer:
         return [get_batch(corpus.val_data, cfg.batch_size, cfg.seq_len, gen, "cpu")
                 for _ in range(cfg.eval_batches)]
 
-    def _record(self, kind: str, values: dict[str, Any], flush: bool) -> None:
+    def _record(self, kind: str, values: dict[str, Any]) -> None:
         try:
-            self._metrics.record(kind, values, flush=flush)
-        except RunFolderError as exc:
-            raise _Abort("disk", str(exc)) from exc
-
-    def _flush_metrics(self) -> None:
-        try:
-            self._metrics.flush()
+            self._metrics.record(kind, values)
         except RunFolderError as exc:
             raise _Abort("disk", str(exc)) from exc
 
@@ -400,7 +394,7 @@ class Trainer:
                     self._record("train", {
                         "step": step, "loss": total, "content": content, "energy": energy,
                         "tokens_per_s": metrics.tokens_per_s, "elapsed_s": metrics.elapsed_s,
-                    }, flush=logged)
+                    })
                 yield metrics
 
                 if cfg.eval_every > 0 and step % cfg.eval_every == 0:
@@ -408,7 +402,7 @@ class Trainer:
                     ev = self.evaluate()
                     self._active_s += time.perf_counter() - t1
                     self._record("val", {"step": step, "loss": ev.loss, "content": ev.content,
-                                         "energy": ev.energy, "batches": ev.batches}, flush=True)
+                                         "energy": ev.energy, "batches": ev.batches})
                     yield ev
 
                 final = step == cfg.steps
@@ -419,7 +413,6 @@ class Trainer:
             stopped = self._step < cfg.steps
             if stopped and self._step != saved_at:
                 yield self._save("stop")
-            self._flush_metrics()
             yield Finished(step=self._step, run_dir=str(self.save_dir),
                            last_checkpoint=self.last_checkpoint, stopped=stopped,
                            elapsed_s=self._active_s)
@@ -480,5 +473,4 @@ class Trainer:
         except OSError as exc:
             raise _Abort("disk", f"could not save checkpoint {path}: {exc.strerror or exc}") from exc
         self.last_checkpoint = str(path)
-        self._flush_metrics()
         return CheckpointSaved(step=self._step, path=str(path), reason=reason)

@@ -102,7 +102,7 @@ def test_config_is_written_atomically(tmp_path, monkeypatch):
 def test_resumed_metrics_keep_steps_up_to_the_checkpoint(tmp_path):
     fake_run(tmp_path, steps=25)
     writer = MetricsWriter(tmp_path, start_step=20)
-    writer.record("train", {"step": 21, "content": 1.0, "energy": 0.0}, flush=True)
+    writer.record("train", {"step": 21, "content": 1.0, "energy": 0.0})
     writer.close()
     curves = read_curves(tmp_path)
     assert curves.train[:, 0].tolist() == list(range(1, 22)) and curves.val[:, 0].tolist() == [10, 20]
@@ -116,9 +116,7 @@ def test_follow_appends_half_lines_and_rewrites(tmp_path):
     writer = MetricsWriter(tmp_path)
     for s in (1, 2, 3):
         writer.record("train", {"step": s, "content": 1.0, "energy": 0.0})
-    assert tail.poll().records == []  # still queued in the writer
-    writer.flush()
-    first = tail.poll()
+    first = tail.poll()  # each record is in the file as soon as it is recorded
     assert [r["step"] for r in first.records] == [1, 2, 3] and not first.restarted
     assert tail.poll().records == []
 
@@ -135,7 +133,7 @@ def test_follow_appends_half_lines_and_rewrites(tmp_path):
 
     # A resumed run rewrites the file (atomically, a new file) and appends again.
     resumed = MetricsWriter(tmp_path, start_step=2)
-    resumed.record("train", {"step": 3, "content": 0.9, "energy": 0.0}, flush=True)
+    resumed.record("train", {"step": 3, "content": 0.9, "energy": 0.0})
     update = tail.poll()
     assert update.restarted and [r["step"] for r in update.records] == [1, 2, 3]
     assert update.records[-1]["content"] == 0.9
