@@ -130,7 +130,7 @@ class ModelConfig(_ConfigMixin):
 
     def __post_init__(self) -> None:
         for f in fields(self):  # stored as plain int/float, as the published code saved them
-            object.__setattr__(self, f.name, (float if f.type == "float" else int)(getattr(self, f.name)))
+            object.__setattr__(self, f.name, (float if f.type in ("float", float) else int)(getattr(self, f.name)))
 
     @classmethod
     def keys(cls) -> tuple[str, ...]:
