@@ -31,13 +31,15 @@ from typing import Any
 import torch
 
 from core.files import create_temp, fsync_dir
+from core.hparams import ModelConfig
 from core.model import LandauerLLM
+from core.runs import STEP_FILE_RE as STEP_FILE_RE  # the run folder owns checkpoint names
+from core.runs import step_from_archive_name, step_from_name
 
 FORMAT_VERSION = 1
 EXTRAS_KEY = "landauer_studio"
-CONFIG_KEYS = ("vocab_size", "embed_dim", "hidden_dim", "num_layers", "phase_scaling")
+CONFIG_KEYS = ModelConfig.keys()  # vocab_size first, phase_scaling last (the checks rely on it)
 REQUIRED_KEYS = ("model_state", "config", "itos")
-STEP_FILE_RE = re.compile(r"landauer_llm_step(\d+)\.pth$")
 
 
 class CheckpointError(Exception):
@@ -568,12 +570,6 @@ class CheckpointInfo:
     corpus: dict[str, Any] | None = None
 
 
-def step_from_name(path: str | os.PathLike) -> int | None:
-    """The step in a published file name ``landauer_llm_step{N}.pth``, else None."""
-    m = STEP_FILE_RE.search(Path(path).name)
-    return int(m.group(1)) if m else None
-
-
 def _archive_step(path: Path) -> int | None:
     """The step in the archive folder name: ``torch.save`` names it after the file it first wrote,
     so a renamed original checkpoint still tells its step."""
@@ -582,8 +578,7 @@ def _archive_step(path: Path) -> int | None:
             first = zf.namelist()[0].split("/")[0]
     except Exception:
         return None
-    m = re.fullmatch(r"landauer_llm_step(\d+)", first)
-    return int(m.group(1)) if m else None
+    return step_from_archive_name(first)
 
 
 def _loss(metrics: Mapping[str, Any], kind: str) -> float | None:

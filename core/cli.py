@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from core.events import Failed, Finished, format_event
-from core.hparams import SamplingConfig, TrainConfig, add_arguments, from_namespace
+from core.hparams import SamplingConfig, TrainConfig, add_arguments, from_namespace, param_specs
+from core.resume import merge_resume, saved_train_config
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -48,33 +49,33 @@ def train_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _explicit_flags(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> set[str]:
-    """Names of the options actually given on the command line (not left at their default)."""
-    probe = argparse.ArgumentParser(add_help=False)
-    for action in parser._actions:
-        if action.option_strings and action.dest != "help":
-            probe.add_argument(*action.option_strings, dest=action.dest, type=action.type,
-                               default=argparse.SUPPRESS)
-    ns, _ = probe.parse_known_args(argv)
-    return set(vars(ns))
+_NOT_GIVEN = object()
+
+
+def _explicit_flags(argv: Sequence[str] | None) -> set[str]:
+    """Names of the options actually given on the command line (not left at their default).
+
+    Parses ``argv`` a second time with every default replaced by a sentinel, so a
+    flag given with its default value still counts as given.
+    """
+    probe = train_parser()
+    probe.set_defaults(**dict.fromkeys((s.name for s in param_specs(TrainConfig)), _NOT_GIVEN))
+    return {k for k, v in vars(probe.parse_args(argv)).items() if v is not _NOT_GIVEN}
 
 
 def _resume_config(config: TrainConfig, explicit: set[str]) -> TrainConfig:
-    """On ``--resume``, start from the checkpoint's settings; flags given now override them.
+    """On ``--resume``, start from the checkpoint's settings; flags given now override them,
+    and each override that changes a saved setting is said on stderr.
 
     Without this, ``--resume ckpt --steps 4000`` would silently fall back to the
     default model size and learning rate instead of the run being continued.
     """
     from core.checkpoint import load_checkpoint
 
-    payload = load_checkpoint(config.resume)
-    saved = (payload.get("landauer_studio") or {}).get("train_config") or {}
-    if not saved:
-        return config
-    merged = dict(saved)
-    merged.update({k: v for k, v in config.to_dict().items() if k in explicit})
-    merged["resume"] = config.resume
-    return TrainConfig.from_dict(merged)
+    resumed = merge_resume(saved_train_config(load_checkpoint(config.resume)), config, explicit)
+    if resumed.changed:
+        print(resumed.describe(), file=sys.stderr, flush=True)
+    return resumed.config
 
 
 def train_main(argv: Sequence[str] | None = None) -> int:
@@ -83,7 +84,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     parser = train_parser()
     args = parser.parse_args(argv)
     config = from_namespace(TrainConfig, args)
-    explicit = _explicit_flags(parser, argv)
+    explicit = _explicit_flags(argv)
 
     if config.resume:
         from core.checkpoint import CheckpointError

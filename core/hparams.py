@@ -113,16 +113,53 @@ class _ConfigMixin:
 
 
 @dataclass(frozen=True)
+class ModelConfig(_ConfigMixin):
+    """The model's settings, declared once: the keys stored under ``config`` in every checkpoint.
+
+    ``vocab_size`` comes from the corpus; the other four are hyperparameters a
+    person chooses. :class:`TrainConfig` shares their declarations
+    (:func:`same_as`), ``LandauerLLM`` is built from this class, and the
+    checkpoint reader validates exactly :meth:`keys`.
+    """
+
+    vocab_size: int
+    embed_dim: int = hp(64, "Size of each character's embedding.", label="Embedding size", low=1, high=8192, group="Model")
+    hidden_dim: int = hp(256, "Hidden units per recurrent layer.", label="Hidden size", low=1, high=8192, group="Model")
+    num_layers: int = hp(2, "Recurrent layers; deeper layers rotate more slowly.", label="Layers", low=1, high=32, group="Model")
+    phase_scaling: float = hp(2.0, "Layer l rotates by golden angle / phase_scaling**l.", label="Phase scaling", low=0.01, high=100.0, step=0.1, decimals=3, group="Model")
+
+    def __post_init__(self) -> None:
+        for f in fields(self):  # stored as plain int/float, as the published code saved them
+            object.__setattr__(self, f.name, (float if f.type in ("float", float) else int)(getattr(self, f.name)))
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        """Every key of a checkpoint's ``config``, in the published order."""
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def setting_names(cls) -> tuple[str, ...]:
+        """The keys a person chooses (all but ``vocab_size``, which the corpus decides)."""
+        return tuple(s.name for s in param_specs(cls))
+
+
+def same_as(cls: type, name: str) -> Any:
+    """A field declared exactly like ``cls.name``, so two dataclasses share one declaration."""
+    f = next(f for f in fields(cls) if f.name == name)
+    return field(default=f.default, metadata=f.metadata)
+
+
+@dataclass(frozen=True)
 class TrainConfig(_ConfigMixin):
     """Every flag of the published ``train.py`` with its default, plus our extras."""
 
     data_path: str = hp("tiny_shakespeare.txt", "UTF-8 text file to train on.", kind="path", group="Data")
     batch_size: int = hp(32, "Sequences per optimisation step.", label="Batch size", low=1, high=4096, group="Data")
     seq_len: int = hp(64, "Characters per training sequence (backpropagation length).", label="Sequence length", low=1, high=16384, group="Data")
-    embed_dim: int = hp(64, "Size of each character's embedding.", label="Embedding size", low=1, high=8192, group="Model")
-    hidden_dim: int = hp(256, "Hidden units per recurrent layer.", label="Hidden size", low=1, high=8192, group="Model")
-    num_layers: int = hp(2, "Recurrent layers; deeper layers rotate more slowly.", label="Layers", low=1, high=32, group="Model")
-    phase_scaling: float = hp(2.0, "Layer l rotates by golden angle / phase_scaling**l.", label="Phase scaling", low=0.01, high=100.0, step=0.1, decimals=3, group="Model")
+    embed_dim: int = same_as(ModelConfig, "embed_dim")
+    hidden_dim: int = same_as(ModelConfig, "hidden_dim")
+    num_layers: int = same_as(ModelConfig, "num_layers")
+    phase_scaling: float = same_as(ModelConfig, "phase_scaling")
     temperature: float = hp(0.05, "Temperature of the thermodynamic-inertia energy term.", label="Energy temperature", low=0.0, high=100.0, step=0.01, group="Loss")
     energy_weight: float = hp(0.1, "Weight of the energy term in the total loss.", label="Energy weight", low=0.0, high=100.0, step=0.01, group="Loss")
     lr: float = hp(3e-3, "Adam learning rate.", label="Learning rate", low=1e-7, high=1.0, step=1e-4, decimals=6, group="Optimisation")
@@ -138,14 +175,11 @@ class TrainConfig(_ConfigMixin):
     resume: str = hp("", "Checkpoint to resume from (continues its step count, optimiser and RNG state).", kind="path", group="Data", cli_only=True)
 
     def model_kwargs(self, vocab_size: int) -> dict[str, Any]:
-        """The five constructor keys stored under ``config`` in a checkpoint."""
-        return {
-            "vocab_size": int(vocab_size),
-            "embed_dim": self.embed_dim,
-            "hidden_dim": self.hidden_dim,
-            "num_layers": self.num_layers,
-            "phase_scaling": float(self.phase_scaling),
-        }
+        """The checkpoint's ``config`` for these settings (see :class:`ModelConfig`)."""
+        return self.model_config(vocab_size).to_dict()
+
+    def model_config(self, vocab_size: int) -> ModelConfig:
+        return ModelConfig(vocab_size, **{k: getattr(self, k) for k in ModelConfig.setting_names()})
 
 
 @dataclass(frozen=True)

@@ -17,30 +17,18 @@ keeps the published per-step formulation as the readable reference.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.hparams import ModelConfig
 from core.scan import MeanSquaredStep, elementwise_scan
 
 PHI0 = 2.39996322972865332  # the golden angle in radians
 PHI = (1.0 + math.sqrt(5.0)) / 2.0
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """The five constructor arguments stored under ``config`` in a checkpoint."""
-
-    vocab_size: int
-    embed_dim: int = 64
-    hidden_dim: int = 256
-    num_layers: int = 2
-    phase_scaling: float = 2.0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+_DEFAULT = ModelConfig(vocab_size=0)  # the constructor's defaults, declared in ModelConfig
 
 
 class AperiodicStack(nn.Module):
@@ -78,19 +66,22 @@ class AperiodicStack(nn.Module):
 
 
 class LandauerLLM(nn.Module):
-    def __init__(self, vocab_size: int, embed_dim: int = 64, hidden_dim: int = 256,
-                 num_layers: int = 2, phase_scaling: float = 2.0):
+    """The published model; its settings are a :class:`~core.hparams.ModelConfig` (``self.config``)."""
+
+    def __init__(self, vocab_size: int, embed_dim: int = _DEFAULT.embed_dim,
+                 hidden_dim: int = _DEFAULT.hidden_dim, num_layers: int = _DEFAULT.num_layers,
+                 phase_scaling: float = _DEFAULT.phase_scaling):
         super().__init__()
-        self.config = ModelConfig(int(vocab_size), int(embed_dim), int(hidden_dim), int(num_layers), float(phase_scaling))
-        self.token_embedding = nn.Embedding(vocab_size, embed_dim)
-        self.rnn = AperiodicStack(embed_dim, hidden_dim, num_layers, phase_scaling)
-        self.output_head = nn.Linear(hidden_dim, vocab_size)
+        cfg = ModelConfig(vocab_size, embed_dim, hidden_dim, num_layers, phase_scaling)
+        self.config = cfg
+        self.token_embedding = nn.Embedding(cfg.vocab_size, cfg.embed_dim)
+        self.rnn = AperiodicStack(cfg.embed_dim, cfg.hidden_dim, cfg.num_layers, cfg.phase_scaling)
+        self.output_head = nn.Linear(cfg.hidden_dim, cfg.vocab_size)
 
     @classmethod
     def from_config(cls, config: ModelConfig | dict) -> LandauerLLM:
         values = config.to_dict() if isinstance(config, ModelConfig) else dict(config)
-        keys = ("vocab_size", "embed_dim", "hidden_dim", "num_layers", "phase_scaling")
-        return cls(**{k: values[k] for k in keys})
+        return cls(**{k: values[k] for k in ModelConfig.keys()})
 
     def init_state(self, batch_size: int, device: torch.device | str | None = None) -> torch.Tensor:
         p = self.output_head.weight

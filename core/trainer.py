@@ -18,8 +18,6 @@ What we add, without changing that math:
 
 from __future__ import annotations
 
-import json
-import logging
 import math
 import threading
 import time
@@ -29,7 +27,6 @@ from typing import Any
 
 import torch
 
-from core import __version__
 from core.allocator import keep_freed_memory
 from core.checkpoint import (
     FORMAT_VERSION,
@@ -52,22 +49,22 @@ from core.events import (
     StepMetrics,
 )
 from core.fused_loss import fused_losses
-from core.hparams import TrainConfig
+from core.hparams import ModelConfig, TrainConfig
 from core.model import LandauerLLM, compute_losses
+from core.runs import CONFIG_FILE as CONFIG_FILE  # re-exported: older callers import it from here
+from core.runs import METRICS_FILE as METRICS_FILE
+from core.runs import (
+    MetricsWriter,
+    RunFolderError,
+    checkpoint_name,
+    create_run_dir,
+    record_every,
+    write_config,
+)
 
-log = logging.getLogger(__name__)
-
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.jsonl"
-MAX_TRAIN_LINES = 20_000  # per run in metrics.jsonl; longer runs record every k-th step
 TOKENS_PER_S_SMOOTHING = 0.9  # weight of the past in the step-time moving average
 OUT_OF_MEMORY = (torch.cuda.OutOfMemoryError, MemoryError)
-MODEL_KEYS = ("embed_dim", "hidden_dim", "num_layers", "phase_scaling")
-
-
-def checkpoint_name(step: int) -> str:
-    """The published file name of the checkpoint after ``step`` steps."""
-    return f"landauer_llm_step{step}.pth"
+MODEL_KEYS = ModelConfig.setting_names()  # must match a checkpoint's to resume from it
 
 
 class _Abort(Exception):
@@ -192,7 +189,7 @@ class Trainer:
             raise RuntimeError("a Trainer runs once; create a new one for another run")
         self._started = True
         self._step = 0
-        self._metrics_file = None
+        self._metrics: MetricsWriter | None = None
         self._active_s = 0.0
         try:
             try:
@@ -206,12 +203,9 @@ class Trainer:
                 return
             yield from self._loop()
         finally:
-            if self._metrics_file is not None:
-                try:
-                    self._metrics_file.close()
-                except OSError:
-                    log.warning("could not close %s", METRICS_FILE, exc_info=True)
-                self._metrics_file = None
+            if self._metrics is not None:
+                self._metrics.close()  # silent: a write error was already a Failed event
+                self._metrics = None
 
     def _out_of_memory(self, exc: BaseException) -> Failed:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -260,13 +254,20 @@ class Trainer:
         if resume_state is not None:
             self._restore(resume_state)
 
+        # Only now, with everything checked, does the run folder come into being.
         self.save_dir = Path(cfg.save_dir)
         try:
-            self.save_dir.mkdir(parents=True, exist_ok=True)
-            self._write_config()
-            self._open_metrics()
+            create_run_dir(self.save_dir)
+            write_config(self.save_dir, train_config=cfg.to_dict(), model_config=model.config.to_dict(),
+                         corpus=self.corpus_info, device=str(self.device),
+                         device_description=describe(self.device), start_step=self._step,
+                         num_parameters=model.num_parameters(), torch_version=torch.__version__)
+            self._metrics = MetricsWriter(self.save_dir, start_step=self._step)
+        except RunFolderError as exc:
+            raise _Abort("disk", str(exc)) from exc
         except OSError as exc:
             raise _Abort("disk", f"cannot write to {self.save_dir}: {exc.strerror or exc}") from exc
+        self._metrics_every = record_every(cfg.steps)
 
     def _load_resume(self) -> dict[str, Any]:
         cfg = self.config
@@ -319,51 +320,11 @@ class Trainer:
         return [get_batch(corpus.val_data, cfg.batch_size, cfg.seq_len, gen, "cpu")
                 for _ in range(cfg.eval_batches)]
 
-    def _write_config(self) -> None:
-        info = {
-            "train_config": self.config.to_dict(),
-            "model_config": self.model.config.to_dict(),
-            "corpus": self.corpus_info,
-            "device": str(self.device),
-            "device_description": describe(self.device),
-            "start_step": self._step,
-            "num_parameters": self.model.num_parameters(),
-            "torch_version": torch.__version__,
-            "landauer_studio_version": __version__,
-        }
-        path = self.save_dir / CONFIG_FILE
-        path.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-
-    def _open_metrics(self) -> None:
-        """Open metrics.jsonl for appending, dropping lines a resumed run will redo."""
-        path = self.save_dir / METRICS_FILE
-        if self._step > 0 and path.exists():
-            kept = []
-            for line in path.read_text(encoding="utf-8").splitlines():
-                try:
-                    if json.loads(line).get("step", 0) <= self._step:
-                        kept.append(line)
-                except (json.JSONDecodeError, AttributeError):
-                    continue
-            path.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
-        elif self._step == 0:
-            path.write_text("", encoding="utf-8")
-        self._metrics_file = path.open("a", encoding="utf-8")
-        self._metrics_every = max(1, math.ceil(self.config.steps / MAX_TRAIN_LINES))
-
-    def _record(self, kind: str, values: dict[str, Any], flush: bool) -> None:
+    def _record(self, kind: str, values: dict[str, Any]) -> None:
         try:
-            self._metrics_file.write(json.dumps({"type": kind, **values}) + "\n")
-            if flush:
-                self._metrics_file.flush()
-        except OSError as exc:
-            raise _Abort("disk", f"cannot write {METRICS_FILE}: {exc.strerror or exc}") from exc
-
-    def _flush_metrics(self) -> None:
-        try:
-            self._metrics_file.flush()
-        except OSError as exc:
-            raise _Abort("disk", f"cannot write {METRICS_FILE}: {exc.strerror or exc}") from exc
+            self._metrics.record(kind, values)
+        except RunFolderError as exc:
+            raise _Abort("disk", str(exc)) from exc
 
     def _wait_if_paused(self) -> Iterator[Event]:
         if not self._paused or self._stop_requested:
@@ -433,7 +394,7 @@ class Trainer:
                     self._record("train", {
                         "step": step, "loss": total, "content": content, "energy": energy,
                         "tokens_per_s": metrics.tokens_per_s, "elapsed_s": metrics.elapsed_s,
-                    }, flush=logged)
+                    })
                 yield metrics
 
                 if cfg.eval_every > 0 and step % cfg.eval_every == 0:
@@ -441,7 +402,7 @@ class Trainer:
                     ev = self.evaluate()
                     self._active_s += time.perf_counter() - t1
                     self._record("val", {"step": step, "loss": ev.loss, "content": ev.content,
-                                         "energy": ev.energy, "batches": ev.batches}, flush=True)
+                                         "energy": ev.energy, "batches": ev.batches})
                     yield ev
 
                 final = step == cfg.steps
@@ -452,7 +413,6 @@ class Trainer:
             stopped = self._step < cfg.steps
             if stopped and self._step != saved_at:
                 yield self._save("stop")
-            self._flush_metrics()
             yield Finished(step=self._step, run_dir=str(self.save_dir),
                            last_checkpoint=self.last_checkpoint, stopped=stopped,
                            elapsed_s=self._active_s)
@@ -513,5 +473,4 @@ class Trainer:
         except OSError as exc:
             raise _Abort("disk", f"could not save checkpoint {path}: {exc.strerror or exc}") from exc
         self.last_checkpoint = str(path)
-        self._flush_metrics()
         return CheckpointSaved(step=self._step, path=str(path), reason=reason)

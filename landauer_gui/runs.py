@@ -1,16 +1,12 @@
-"""Run history: the folders under ``runs_dir()`` and the curves they recorded.
+"""The runs panel: past run folders and their curves, next to the live run.
 
-Each studio run trains into its own folder; the trainer writes ``config.json``
-and ``metrics.jsonl`` there (see :mod:`core.trainer`). This module only reads
-those files back, so a past run's curves can be shown or laid over another.
+Reading run folders is :mod:`core.runs`' job (it owns their format); this
+module only shows them. ``new_run_dir``, ``RunRecord``, ``read_run`` and
+``list_runs`` are re-exported for the studio's callers.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,122 +22,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.resources import runs_dir
-from core.trainer import CONFIG_FILE, METRICS_FILE
+from core.runs import RunRecord, list_runs, new_run_dir, read_curves, read_run
 from landauer_gui.plots import RunCurves
 from landauer_gui.widgets import stretched_row
 
-TAIL_BYTES = 16_384  # enough of metrics.jsonl to find the last train and val lines
-
-
-def new_run_dir(name: str = "run", root: Path | None = None, now: datetime | None = None) -> Path:
-    """A fresh folder ``YYYYmmdd-HHMMSS-<name>`` for one run (suffixed if it already exists)."""
-    root = runs_dir() if root is None else root
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()[:32] or "run"
-    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
-    path = root / f"{stamp}-{slug}"
-    n = 2
-    while path.exists():
-        path = root / f"{stamp}-{slug}-{n}"
-        n += 1
-    path.mkdir(parents=True)
-    return path
-
-
-@dataclass
-class RunRecord:
-    """What the history list shows about one run folder."""
-
-    path: Path
-    train_config: dict[str, Any] = field(default_factory=dict)
-    last_step: int = 0
-    last_train_loss: float | None = None
-    last_val_loss: float | None = None
-    checkpoints: list[Path] = field(default_factory=list)
-    modified: float = 0.0
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-    @property
-    def total_steps(self) -> int | None:
-        steps = self.train_config.get("steps")
-        return steps if isinstance(steps, int) else None
-
-
-def _json_lines(text: str) -> list[dict[str, Any]]:
-    rows = []
-    for line in text.splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut by a crash, or the partial first line of a tail
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
-
-
-def _tail(path: Path, size: int = TAIL_BYTES) -> str:
-    with path.open("rb") as fh:
-        fh.seek(0, 2)
-        end = fh.tell()
-        fh.seek(max(0, end - size))
-        return fh.read().decode("utf-8", errors="replace")
-
-
-def read_run(path: Path) -> RunRecord | None:
-    """The record of one folder, or None when it is not a run (no config.json nor metrics.jsonl)."""
-    config_file, metrics_file = path / CONFIG_FILE, path / METRICS_FILE
-    if not (config_file.is_file() or metrics_file.is_file()):
-        return None
-    rec = RunRecord(path=path)
-    try:
-        info = json.loads(config_file.read_text(encoding="utf-8"))
-        if isinstance(info, dict) and isinstance(info.get("train_config"), dict):
-            rec.train_config = info["train_config"]
-    except (OSError, json.JSONDecodeError):
-        pass
-    try:
-        for row in _json_lines(_tail(metrics_file)):
-            step = row.get("step")
-            if not isinstance(step, int):
-                continue
-            if row.get("type") == "val":
-                rec.last_val_loss = row.get("loss")
-            else:
-                rec.last_train_loss = row.get("loss")
-            rec.last_step = max(rec.last_step, step)
-    except OSError:
-        pass
-    rec.checkpoints = sorted(path.glob("*.pth"), key=lambda p: p.stat().st_mtime)
-    try:
-        rec.modified = max(p.stat().st_mtime for p in (path, *path.iterdir()))
-    except (OSError, ValueError):
-        rec.modified = 0.0
-    return rec
-
-
-def list_runs(root: Path | None = None) -> list[RunRecord]:
-    """Every run folder under ``root`` (default ``runs_dir()``), most recently active first."""
-    root = runs_dir() if root is None else root
-    records = [r for p in root.iterdir() if p.is_dir() and (r := read_run(p)) is not None]
-    records.sort(key=lambda r: r.modified, reverse=True)
-    return records
+__all__ = ["RunRecord", "RunsPanel", "list_runs", "load_curves", "new_run_dir", "read_run"]
 
 
 def load_curves(path: Path, label: str | None = None) -> RunCurves:
     """A run's recorded train and validation curves, ready for :class:`MetricsPlot`."""
-    curves = RunCurves(label=label or path.name)
-    metrics_file = path / METRICS_FILE
-    if not metrics_file.is_file():
-        return curves
-    for row in _json_lines(metrics_file.read_text(encoding="utf-8", errors="replace")):
-        step, content, energy = row.get("step"), row.get("content"), row.get("energy")
-        if not all(isinstance(v, (int, float)) for v in (step, content, energy)):
-            continue
-        target = curves.val if row.get("type") == "val" else curves.train
-        target.append(step, content, energy)
+    curves = RunCurves(label=label or Path(path).name)
+    recorded = read_curves(path)
+    for target, rows in ((curves.train, recorded.train), (curves.val, recorded.val)):
+        for step, content, energy in rows.tolist():
+            target.append(step, content, energy)
     return curves
 
 

@@ -180,3 +180,34 @@ def test_ctrl_c_stops_and_saves(tmp_path, capsys, monkeypatch):
     assert signal.getsignal(signal.SIGINT) is before
     assert "Stopped at step 2" in out and "Traceback" not in err
     assert [p.name for p in (tmp_path / "run").glob("*.pth")] == ["landauer_llm_step2.pth"]
+
+
+def test_resume_says_which_settings_changed(tmp_path, capsys):
+    assert train_main(tiny_args(tmp_path, "--steps", "3", "--eval-every", "0", "--lr", "0.01")) == 0
+    ckpt = tmp_path / "run" / "landauer_llm_step3.pth"
+    capsys.readouterr()
+    # --seed is given with the value already saved: given, but not a change.
+    code = train_main(["--resume", str(ckpt), "--steps", "4", "--lr", "0.001", "--seed", "1337"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert err.splitlines() == ["resuming with changed settings: lr 0.01 -> 0.001, steps 3 -> 4"]
+    assert "steps 3->4" in out.splitlines()[0]
+
+
+def test_help_does_not_import_torch():
+    """--help answers at once: neither command imports torch (nor the studio) to print it."""
+    script = ("import sys\nfrom core.cli import generate_main, train_main\n"
+              "for main in (train_main, generate_main):\n"
+              "    try:\n        main(['--help'])\n    except SystemExit as done:\n"
+              "        assert done.code == 0\n"
+              "heavy = sorted(m for m in ('torch', 'numpy', 'PySide6') if m in sys.modules)\n"
+              "assert not heavy, heavy\n")
+    child = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=child_env(),
+                           capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, child.stderr
+    assert "--data-path" in child.stdout and "--checkpoint" in child.stdout
+    timed = subprocess.run([sys.executable, "-X", "importtime", "-m", "core.train", "--help"], cwd=REPO,
+                           env=child_env(), capture_output=True, text=True, timeout=120)
+    assert timed.returncode == 0 and "--data-path" in timed.stdout
+    imported = [line.rsplit("|", 1)[-1].strip() for line in timed.stderr.splitlines() if "|" in line]
+    assert "core.cli" in imported and "torch" not in imported

@@ -25,7 +25,8 @@ from core.events import (
     StepMetrics,
 )
 from core.hparams import TrainConfig
-from core.trainer import Trainer, checkpoint_name
+from core.runs import checkpoint_name
+from core.trainer import Trainer
 
 TEXT = "the cat sat on the mat. the dog sat on the log. " * 30
 

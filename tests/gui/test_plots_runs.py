@@ -1,17 +1,16 @@
-"""Curve buffers, the plot widget's exports, and reading run folders back."""
+"""Curve buffers, the plot widget's exports, and the runs panel (run folders: tests/test_runs.py)."""
 
 from __future__ import annotations
 
 import csv
-import json
-from datetime import datetime
 
 import numpy as np
 import pytest
 
 from core.resources import runs_dir
 from landauer_gui.plots import MetricsPlot, SeriesBuffer, ema_into
-from landauer_gui.runs import RunsPanel, list_runs, load_curves, new_run_dir, read_run
+from landauer_gui.runs import RunsPanel, load_curves
+from tests.test_runs import fake_run
 
 
 def test_buffer_grows_by_doubling_then_caps_by_averaging_pairs():
@@ -68,44 +67,15 @@ def test_plot_draws_on_timer_and_exports(qtbot, tmp_path):
     assert rows[-1][:3] == ["current run", "val", "50"]
 
 
-def _fake_run(folder, steps=30, total=30):
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps({"train_config": {"steps": total, "lr": 0.003}}))
-    lines = []
-    for s in range(1, steps + 1):
-        lines.append({"type": "train", "step": s, "loss": 3.0 - s / 100, "content": 2.9, "energy": 0.01,
-                      "tokens_per_s": 100.0, "elapsed_s": s / 10})
-        if s % 10 == 0:
-            lines.append({"type": "val", "step": s, "loss": 2.5, "content": 2.4, "energy": 0.02, "batches": 2})
-    (folder / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines) + '{"type": "tr')
-    (folder / "landauer_llm_step30.pth").write_bytes(b"x")
-    return folder
-
-
-def test_run_folders_are_unique_and_named():
-    t = datetime(2024, 5, 1, 12, 0, 0)
-    a = new_run_dir("Benchmark row 5: seq 256", now=t)
-    b = new_run_dir("Benchmark row 5: seq 256", now=t)
-    assert a.parent == runs_dir()
-    assert a.name == "20240501-120000-benchmark-row-5-seq-256"
-    assert b.name == a.name + "-2"
-
-
-def test_read_and_list_runs(tmp_path):
-    run = _fake_run(runs_dir() / "r1", steps=25)
-    (runs_dir() / "not-a-run").mkdir()
-    rec = read_run(run)
-    assert rec.last_step == 25 and rec.total_steps == 30
-    assert rec.last_val_loss == 2.5 and rec.last_train_loss == pytest.approx(2.75)
-    assert [p.name for p in rec.checkpoints] == ["landauer_llm_step30.pth"]
-    assert [r.name for r in list_runs()] == ["r1"]
-    curves = load_curves(run)  # the cut last line is skipped
+def test_load_curves_fills_plot_buffers():
+    curves = load_curves(fake_run(runs_dir() / "r1", steps=25))  # the cut last line is skipped
+    assert curves.label == "r1"
     assert len(curves.train) == 25 and curves.val.steps.tolist() == [10, 20]
 
 
 def test_runs_panel_shows_and_compares(qtbot):
-    _fake_run(runs_dir() / "a")
-    _fake_run(runs_dir() / "b", steps=20)
+    fake_run(runs_dir() / "a")
+    fake_run(runs_dir() / "b", steps=20)
     panel = RunsPanel()
     qtbot.addWidget(panel)
     assert panel.tree.topLevelItemCount() == 2

@@ -1,0 +1,411 @@
+"""Run folders: the one owner of their file names and formats.
+
+A run folder holds everything one training run wrote (the spec is in
+``docs/ARCHITECTURE.md``, "Run folder format")::
+
+    config.json                 what was trained, and where (rewritten whole at every start)
+    metrics.jsonl               one JSON object per line, appended while training
+    landauer_llm_step{N}.pth    checkpoints, in the published format (core.checkpoint)
+    samples.jsonl               reserved: one text sample per evaluation
+
+The trainer writes through :func:`create_run_dir`, :func:`write_config` and
+:class:`MetricsWriter`; the studio, scripts and other tools read through
+:func:`list_runs`, :func:`read_run`, :func:`read_curves` and, for a run that
+is still being written by another process, :class:`MetricsTail`.
+
+No torch and no Qt here: listing and following runs stays cheap.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core import __version__
+from core.files import atomic_write_text
+from core.resources import runs_dir
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+SAMPLES_FILE = "samples.jsonl"  # reserved for a text sample per evaluation; nothing writes it yet
+CHECKPOINT_PREFIX = "landauer_llm_step"
+CHECKPOINT_SUFFIX = ".pth"
+STEP_FILE_RE = re.compile(rf"{CHECKPOINT_PREFIX}(\d+)\{CHECKPOINT_SUFFIX}$")
+
+MAX_TRAIN_LINES = 20_000  # per run in metrics.jsonl; longer runs record every k-th step
+TAIL_BYTES = 16_384  # enough of metrics.jsonl to find the last train and val lines
+
+
+class RunFolderError(Exception):
+    """A run folder's file could not be written; the message names the file and what to do."""
+
+
+# --------------------------------------------------------------------------- names
+
+
+def checkpoint_name(step: int) -> str:
+    """The published file name of the checkpoint after ``step`` steps."""
+    return f"{CHECKPOINT_PREFIX}{step}{CHECKPOINT_SUFFIX}"
+
+
+def step_from_name(path: str | os.PathLike) -> int | None:
+    """The step in a published file name ``landauer_llm_step{N}.pth``, else None."""
+    m = STEP_FILE_RE.search(Path(path).name)
+    return int(m.group(1)) if m else None
+
+
+def step_from_archive_name(name: str) -> int | None:
+    """The step in a checkpoint archive's folder name (``torch.save`` names it after the file
+    it first wrote, so a renamed original checkpoint still tells its step)."""
+    m = re.fullmatch(rf"{CHECKPOINT_PREFIX}(\d+)", name)
+    return int(m.group(1)) if m else None
+
+
+_reserved: set[Path] = set()
+_reserved_lock = threading.Lock()
+
+
+def new_run_dir(name: str = "run", root: Path | None = None, now: datetime | None = None) -> Path:
+    """A fresh folder name ``YYYYmmdd-HHMMSS-<name>`` under ``root`` (suffixed ``-2``, ``-3``...
+    if taken).
+
+    The folder is *not* created: the trainer creates it when it is about to write
+    (:func:`create_run_dir`), so a start that fails on bad settings or an
+    unreadable corpus leaves nothing behind. Names handed out by this process are
+    remembered, so two calls never return the same path.
+    """
+    root = runs_dir() if root is None else Path(root)
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()[:32] or "run"
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    with _reserved_lock:
+        path = root / f"{stamp}-{slug}"
+        n = 2
+        while path.exists() or path in _reserved:
+            path = root / f"{stamp}-{slug}-{n}"
+            n += 1
+        _reserved.add(path)
+    return path
+
+
+def create_run_dir(path: str | os.PathLike) -> Path:
+    """Create the run folder (and its parents) if needed; an existing folder is reused."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _write_error(path: Path, exc: OSError) -> RunFolderError:
+    code = exc.errno
+    if code == errno.ENOSPC or code == getattr(errno, "EDQUOT", -1):
+        what = "disk full" if code == errno.ENOSPC else "disk quota exceeded"
+        return RunFolderError(f"{what} while writing {path}: free some space or choose another "
+                              "save folder (the checkpoints saved so far are intact)")
+    return RunFolderError(f"cannot write {path}: {exc.strerror or exc}")
+
+
+def write_config(run_dir: str | os.PathLike, *, train_config: Mapping[str, Any],
+                 model_config: Mapping[str, Any], corpus: Mapping[str, Any], device: str,
+                 device_description: str, start_step: int, num_parameters: int,
+                 torch_version: str) -> Path:
+    """Write ``config.json`` atomically: a reader sees the previous file or the new one, whole."""
+    path = Path(run_dir) / CONFIG_FILE
+    info = {
+        "train_config": dict(train_config),
+        "model_config": dict(model_config),
+        "corpus": dict(corpus),
+        "device": device,
+        "device_description": device_description,
+        "start_step": start_step,
+        "num_parameters": num_parameters,
+        "torch_version": torch_version,
+        "landauer_studio_version": __version__,
+    }
+    try:
+        return atomic_write_text(path, json.dumps(info, indent=2) + "\n")
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
+
+
+def read_config(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The run's ``config.json`` as a dict, or None when it is missing or unreadable."""
+    try:
+        info = json.loads((Path(run_dir) / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def record_every(total_steps: int) -> int:
+    """Record every k-th training step so a run writes at most :data:`MAX_TRAIN_LINES` lines."""
+    return max(1, -(-int(total_steps) // MAX_TRAIN_LINES))
+
+
+class MetricsWriter:
+    """Appends records to a run's ``metrics.jsonl``, one whole line per ``os.write``.
+
+    Opening it starts the file over for a fresh run (``start_step == 0``) or,
+    for a resumed run, keeps only the records up to ``start_step`` (the steps
+    after it are about to be redone); both rewrites are atomic, so a follower
+    sees the file replaced, never half of it. Each record is written when it is
+    recorded (about 2 microseconds; at most ~20,000 per run), so a follower
+    sees a live run move and a crash loses nothing already recorded. A failed
+    write raises one :class:`RunFolderError`; the writer then ignores further
+    records and :meth:`close` stays silent, so a full disk ends as one message.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike, start_step: int = 0):
+        self.path = Path(run_dir) / METRICS_FILE
+        self.failed = False
+        try:
+            atomic_write_text(self.path, "".join(line + "\n" for line in self._kept(start_step)))
+            flags = os.O_WRONLY | os.O_APPEND | getattr(os, "O_BINARY", 0)
+            self._fd: int | None = os.open(self.path, flags)
+        except OSError as exc:
+            raise _write_error(self.path, exc) from exc
+
+    def _kept(self, start_step: int) -> list[str]:
+        """The lines of an earlier run to keep: the complete records up to ``start_step``."""
+        if start_step <= 0 or not self.path.is_file():
+            return []
+        text = self.path.read_text(encoding="utf-8", errors="replace")
+        kept = []
+        for line in text.splitlines():
+            row = _record(line)
+            step = None if row is None else row.get("step", 0)
+            if isinstance(step, (int, float)) and step <= start_step:
+                kept.append(line)
+        return kept
+
+    def record(self, kind: str, values: Mapping[str, Any]) -> None:
+        """Append one ``{"type": kind, ...values}`` line; :class:`RunFolderError` if the disk refuses."""
+        if self.failed or self._fd is None:
+            return
+        view = memoryview((json.dumps({"type": kind, **values}) + "\n").encode("utf-8"))
+        try:
+            while view:
+                view = view[os.write(self._fd, view):]
+        except OSError as exc:
+            self.failed = True
+            raise _write_error(self.path, exc) from exc
+
+    def close(self) -> None:
+        """Close the file; never raises (a write error was reported by :meth:`record`)."""
+        if self._fd is not None:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+            self._fd = None
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _record(line: str | bytes) -> dict[str, Any] | None:
+    """One metrics line as a dict, or None for a cut, empty or foreign line."""
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    return row if isinstance(row, dict) else None
+
+
+def json_records(text: str) -> list[dict[str, Any]]:
+    """The records of a JSON-lines text; lines that are not a JSON object are skipped
+    (a line cut by a crash, or the partial first line of a tail)."""
+    return [row for line in text.splitlines() if (row := _record(line)) is not None]
+
+
+def _tail(path: Path, size: int = TAIL_BYTES) -> str:
+    with path.open("rb") as fh:
+        fh.seek(0, 2)
+        end = fh.tell()
+        fh.seek(max(0, end - size))
+        return fh.read().decode("utf-8", errors="replace")
+
+
+@dataclass(frozen=True)
+class TailUpdate:
+    """What :meth:`MetricsTail.poll` found since the previous poll."""
+
+    records: list[dict[str, Any]]
+    restarted: bool = False  # the file was replaced or truncated: forget earlier records
+
+
+class MetricsTail:
+    """Follows a run's ``metrics.jsonl`` while another process writes it.
+
+    The contract, for any writer that follows the run folder format (this
+    trainer, a CLI run, ``torchrun`` ranks, another machine on a shared drive):
+
+    * :meth:`poll` returns only records completed since the last poll: a line
+      counts once its ``\\n`` is written, so a half-written last line is left for
+      the next poll, never returned cut;
+    * lines that are not a JSON object are skipped (counted in ``skipped``);
+    * when the file was replaced (a resumed run rewrites it atomically), truncated
+      or rewritten in place, the next poll says ``restarted=True`` and returns the
+      new file's records from its start: the caller drops what it had;
+    * a missing file is an empty run; the file is opened only during a poll, so
+      writers may replace it at any time (also on Windows).
+
+    It remembers a byte offset and the bytes just before it, so a poll costs a
+    ``stat`` and a read of the new bytes.
+    """
+
+    ANCHOR_BYTES = 64
+
+    def __init__(self, run_dir: str | os.PathLike):
+        self.path = Path(run_dir) / METRICS_FILE
+        self.offset = 0
+        self.skipped = 0
+        self._identity: tuple[int, int] | None = None
+        self._anchor = b""
+
+    def _restart(self) -> None:
+        self.offset = 0
+        self._anchor = b""
+
+    def poll(self) -> TailUpdate:
+        restarted = False
+        try:
+            with self.path.open("rb") as fh:
+                st = os.fstat(fh.fileno())
+                identity = (st.st_dev, st.st_ino)
+                if self._identity is not None and (
+                        identity != self._identity or st.st_size < self.offset
+                        or not self._anchor_matches(fh)):
+                    restarted = True
+                    self._restart()
+                self._identity = identity
+                fh.seek(self.offset)
+                data = fh.read()
+        except FileNotFoundError:
+            if self._identity is None:
+                return TailUpdate([])
+            self._identity = None
+            self._restart()
+            return TailUpdate([], restarted=True)
+        end = data.rfind(b"\n") + 1
+        complete = data[:end]
+        if complete:
+            self.offset += end
+            self._anchor = (self._anchor + complete)[-self.ANCHOR_BYTES:]
+        records = []
+        for line in complete.splitlines():
+            row = _record(line)
+            if row is None:
+                self.skipped += bool(line.strip())
+            else:
+                records.append(row)
+        return TailUpdate(records, restarted)
+
+    def _anchor_matches(self, fh) -> bool:
+        if not self._anchor:
+            return True
+        fh.seek(self.offset - len(self._anchor))
+        return fh.read(len(self._anchor)) == self._anchor
+
+
+@dataclass(frozen=True)
+class Curves:
+    """A run's recorded curves: rows of ``(step, content, energy)`` in file order."""
+
+    train: np.ndarray  # shape (n, 3), float64
+    val: np.ndarray  # shape (m, 3), float64
+
+
+def curves_from_records(records: Iterable[Mapping[str, Any]]) -> Curves:
+    """Split metrics records into train and validation curves (records without numbers are skipped)."""
+    rows: dict[bool, list[tuple[float, float, float]]] = {False: [], True: []}
+    for row in records:
+        step, content, energy = row.get("step"), row.get("content"), row.get("energy")
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (step, content, energy)):
+            rows[row.get("type") == "val"].append((step, content, energy))
+    return Curves(*(np.array(rows[v], dtype=np.float64).reshape(-1, 3) for v in (False, True)))
+
+
+def read_curves(run_dir: str | os.PathLike) -> Curves:
+    """The train and validation curves a run recorded so far (empty when it recorded none)."""
+    path = Path(run_dir) / METRICS_FILE
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    return curves_from_records(json_records(text))
+
+
+@dataclass
+class RunRecord:
+    """What a list of runs shows about one run folder."""
+
+    path: Path
+    train_config: dict[str, Any] = field(default_factory=dict)
+    last_step: int = 0
+    last_train_loss: float | None = None
+    last_val_loss: float | None = None
+    checkpoints: list[Path] = field(default_factory=list)
+    modified: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def total_steps(self) -> int | None:
+        steps = self.train_config.get("steps")
+        return steps if isinstance(steps, int) else None
+
+
+def read_run(path: str | os.PathLike) -> RunRecord | None:
+    """The record of one folder, or None when it is not a run (no config.json nor metrics.jsonl)."""
+    path = Path(path)
+    config_file, metrics_file = path / CONFIG_FILE, path / METRICS_FILE
+    if not (config_file.is_file() or metrics_file.is_file()):
+        return None
+    rec = RunRecord(path=path)
+    info = read_config(path)
+    if info is not None and isinstance(info.get("train_config"), dict):
+        rec.train_config = info["train_config"]
+    try:
+        for row in json_records(_tail(metrics_file)):
+            step = row.get("step")
+            if not isinstance(step, int):
+                continue
+            if row.get("type") == "val":
+                rec.last_val_loss = row.get("loss")
+            else:
+                rec.last_train_loss = row.get("loss")
+            rec.last_step = max(rec.last_step, step)
+    except OSError:
+        pass
+    rec.checkpoints = sorted(path.glob("*" + CHECKPOINT_SUFFIX), key=lambda p: p.stat().st_mtime)
+    try:
+        rec.modified = max(p.stat().st_mtime for p in (path, *path.iterdir()))
+    except (OSError, ValueError):
+        rec.modified = 0.0
+    return rec
+
+
+def list_runs(root: str | os.PathLike | None = None) -> list[RunRecord]:
+    """Every run folder under ``root`` (default ``runs_dir()``), most recently active first."""
+    root = runs_dir() if root is None else Path(root)
+    try:
+        folders = [p for p in root.iterdir() if p.is_dir()]
+    except OSError:
+        return []
+    records = [r for p in folders if (r := read_run(p)) is not None]
+    records.sort(key=lambda r: r.modified, reverse=True)
+    return records
