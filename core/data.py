@@ -130,7 +130,7 @@ class Corpus:
         return Path(self.path).name if self.path else "the corpus"
 
 
-CHUNK_CHARS = 1 << 22  # characters encoded at a time: bounded temporary memory for any corpus size
+CHUNK_CHARS = 1 << 20  # characters encoded at a time: bounded temporary memory for any corpus size
 MAX_CODE_POINT = 0x10FFFF
 
 

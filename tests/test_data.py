@@ -248,29 +248,38 @@ def test_chunked_tokenizer_agrees_across_chunk_borders(monkeypatch):
     assert c.sha256 == hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+PEAK_PROBE = """
+import re, sys
+from core.data import load_corpus
+
+def status(key):
+    return int(re.search(key + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1)) * 1024
+
+open("/proc/self/clear_refs", "w").write("5")  # restart the peak (VmHWM) after the imports
+before = status("VmRSS")
+c = load_corpus(sys.argv[1])
+print(status("VmHWM") - before, c.characters)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc peak reset")
 def test_corpus_memory_stays_near_the_file_size(tmp_path):
-    """A 20 MB corpus loads with a peak under 3x its size above the interpreter's own
-    (in a fresh process, measured by getrusage; the 200 MB case is in the benchmark)."""
+    """Loading a 20 MB corpus peaks at under 2x its size plus 32 MB of fixed chunk temporaries
+    (bytes and text briefly coexist while decoding; then text and ids while tokenising).
+    Measured in a fresh process; the 200 MB case is in benchmarks/bench_speed.py."""
+    import os
     import subprocess
     import sys
 
     path = tmp_path / "big.txt"
     line = "The quick brown fox jumps over the lazy dog; 0123456789!\n"
     path.write_text(line * (20_000_000 // len(line)), encoding="utf-8")
-    code = (
-        "import resource, sys\n"
-        "from core.data import load_corpus\n"
-        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "c = load_corpus(sys.argv[1])\n"
-        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "print(base * 1024, peak * 1024, c.characters)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code, str(path)], cwd=REPO, capture_output=True,
-                         text=True, check=True, env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
-    base, peak, chars = map(int, out.stdout.split())
+    out = subprocess.run([sys.executable, "-c", PEAK_PROBE, str(path)], cwd=REPO, capture_output=True,
+                         text=True, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    peak, chars = map(int, out.stdout.split())
     size = path.stat().st_size
     assert chars == size
-    assert peak - base < 3 * size, (peak - base) / size
+    assert peak < 2 * size + (32 << 20), peak / size
 
 
 def test_batch_offsets_cover_exactly_the_allowed_range():
