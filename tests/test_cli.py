@@ -186,6 +186,7 @@ def test_second_ctrl_c_during_a_save_aborts_cleanly(tmp_path, capsys, monkeypatc
     """Ctrl+C twice: the second cuts the stop's save short; exit 130 with its own message, the
     last good checkpoint intact, no temp file left, no 'could not save' error."""
     import core.checkpoint as ck
+    from tests.test_checkpoint import FailingWriter
 
     real_loss, real_writer = trainer_mod.fused_losses, ck._open_writer
     state = {"step": 0, "armed": False}
@@ -197,30 +198,15 @@ def test_second_ctrl_c_during_a_save_aborts_cleanly(tmp_path, capsys, monkeypatc
             signal.raise_signal(signal.SIGINT)
         return real_loss(*args, **kw)
 
-    class SecondCtrlC:
-        def __init__(self, f):
-            self.f = f
-
+    class SecondCtrlC(FailingWriter):
         def write(self, data):
             if state["armed"]:
                 state["armed"] = False
                 signal.raise_signal(signal.SIGINT)  # lands inside torch.save's writer
             return self.f.write(data)
 
-        def flush(self):
-            self.f.flush()
-
-        def fileno(self):
-            return self.f.fileno()
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.f.close()
-
     monkeypatch.setattr(trainer_mod, "fused_losses", first_ctrl_c_at_step_two)
-    monkeypatch.setattr(ck, "_open_writer", lambda fd: SecondCtrlC(real_writer(fd)))
+    monkeypatch.setattr(ck, "_open_writer", lambda fd: SecondCtrlC(real_writer(fd), 1 << 40, 0))
     before = signal.getsignal(signal.SIGINT)
     code = train_main(tiny_args(tmp_path, "--steps", "1000", "--eval-every", "0", "--save-every", "1"))
     _, err = capsys.readouterr()
