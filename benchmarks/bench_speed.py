@@ -8,6 +8,7 @@ measured side by side much less so.
     python benchmarks/bench_speed.py                 # default + benchmark config, generation
     python benchmarks/bench_speed.py --quick         # fewer rounds
     python benchmarks/bench_speed.py --data PATH     # another corpus
+    python benchmarks/bench_speed.py --corpus-load   # only: load a generated 200 MB corpus
 
 Training: tokens/s of one optimisation step (forward, loss, backward, clip,
 Adam) with the fast path (numba scan on CPU) vs the per-step reference path.
@@ -21,7 +22,9 @@ import argparse
 import os
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -130,6 +133,54 @@ def bench_generation(corpus, rounds: int, n_chars: int) -> dict:
     }
 
 
+CORPUS_LOAD_CHILD = """
+import resource, sys, time
+from core.data import load_corpus
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t0 = time.perf_counter()
+corpus = load_corpus(sys.argv[1])
+seconds = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+print(seconds, peak, base * (1 if sys.platform == "darwin" else 1024), corpus.characters, corpus.vocab_size)
+"""
+
+
+def bench_corpus_load(megabytes: int) -> dict:
+    """Load time and peak RSS of ``load_corpus`` on a generated text, in a fresh process.
+
+    The peak is the process's whole peak (``getrusage``), the interpreter's and
+    torch's own memory included; the base is the peak before loading.
+    """
+    words = ("thermodynamic inertia of the golden angle rotates every hidden unit a little "
+             "further; Landauer's bound prices each erased bit. ").split()
+    rng = torch.Generator().manual_seed(0)
+    picks = torch.randint(len(words), (200_000,), generator=rng).tolist()
+    block = " ".join(words[i] for i in picks)
+    block = "\n".join(block[i:i + 79] for i in range(0, len(block), 80)) + "\n"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "corpus.txt"
+        size = megabytes * 1_000_000
+        with open(path, "w", encoding="utf-8") as f:
+            written = 0
+            while written < size:
+                piece = block[: size - written]
+                f.write(piece)
+                written += len(piece)
+        out = subprocess.run([sys.executable, "-c", CORPUS_LOAD_CHILD, str(path)], cwd=REPO, check=True,
+                             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    seconds, peak, base, chars, vocab = out.stdout.split()
+    return {"bytes": size, "seconds": float(seconds), "peak": int(peak), "base": int(base),
+            "chars": int(chars), "vocab": int(vocab)}
+
+
+def print_corpus_load(megabytes: int) -> None:
+    r = bench_corpus_load(megabytes)
+    mb = 1 << 20
+    print(f"corpus load ({r['bytes'] / 1e6:.0f} MB text, {r['chars']:,} chars, vocabulary {r['vocab']}): "
+          f"{r['seconds']:.1f} s, peak RSS {r['peak'] / mb:,.0f} MiB = {r['peak'] / r['bytes']:.2f}x the file "
+          f"({(r['peak'] - r['base']) / r['bytes']:.2f}x above the {r['base'] / mb:,.0f} MiB before loading)")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=default_corpus())
@@ -137,15 +188,20 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--gen-chars", type=int, default=200)
     ap.add_argument("--quick", action="store_true", help="3 rounds")
+    ap.add_argument("--corpus-mb", type=int, default=200, help="size of the generated corpus to load")
+    ap.add_argument("--corpus-load", action="store_true", help="only the corpus load benchmark")
     args = ap.parse_args(argv)
     rounds = 3 if args.quick else args.rounds
+    if args.corpus_load:
+        print_corpus_load(args.corpus_mb)
+        return 0
 
     corpus = load_corpus(args.data)
     keep_freed_memory()  # as the trainer does
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"torch {torch.__version__} | {describe(torch.device('cpu'))} | python {platform.python_version()}")
     print(f"numba scan: {'on' if scan_numba.available() else 'off (' + str(scan_numba.unavailable_reason()) + ')'}"
-          f" | corpus {args.data.name} ({len(corpus.text):,} chars) | load average {load:.2f} | {rounds} rounds")
+          f" | corpus {args.data.name} ({corpus.characters:,} chars) | load average {load:.2f} | {rounds} rounds")
     print()
     print(f"{'training':<10} {'shape':<34} {'fast tok/s':>11} {'per-step tok/s':>15} {'ratio':>7}  (min-max)")
     for name in args.configs.split(","):
@@ -158,6 +214,8 @@ def main(argv=None) -> int:
     print(f"generation ({args.gen_chars} chars, default model): streaming {g['stream_chars_s']:,.0f} chars/s, "
           f"naive {g['naive_chars_s']:,.0f} chars/s, ratio {g['ratio']:.2f}x "
           f"({g['ratio_range'][0]:.2f}-{g['ratio_range'][1]:.2f})")
+    print()
+    print_corpus_load(args.corpus_mb)
     return 0
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from core.files import create_temp, fsync_dir
+from core.files import TEMP_SUFFIX, create_temp, fsync_dir
 from core.hparams import ModelConfig
 from core.model import LandauerLLM
 from core.runs import STEP_FILE_RE as STEP_FILE_RE  # the run folder owns checkpoint names
@@ -118,8 +118,8 @@ def _itos_dict(itos: Mapping[int, str] | Sequence[str], where: str) -> dict[int,
                 k = int(k)
             except (TypeError, ValueError):
                 raise CheckpointError(f"{where}: 'itos' has a non-integer token id {k!r}.") from None
-        if not isinstance(v, str) or not v:
-            raise CheckpointError(f"{where}: 'itos' maps token {k} to {v!r}, not to a character.")
+        if not isinstance(v, str) or len(v) != 1:
+            raise CheckpointError(f"{where}: 'itos' maps token {k} to {v!r}, not to one character.")
         out[int(k)] = str(v)
     return out
 
@@ -209,9 +209,11 @@ def save_checkpoint(path: str | os.PathLike, payload: Mapping[str, Any]) -> Path
     directory = path.parent
     try:
         directory.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(directory)
         fd, tmp = create_temp(directory, path.name)
     except OSError as exc:
         raise _save_error(path, exc) from exc
+    lock = _hold(fd)
     f = None
     try:
         f = _open_writer(fd)
@@ -227,11 +229,86 @@ def save_checkpoint(path: str | os.PathLike, payload: Mapping[str, Any]) -> Path
             os.unlink(tmp)
         except OSError:
             pass
+        _release(lock)
+        if isinstance(exc, Exception) and _interrupted(exc):
+            raise KeyboardInterrupt from exc  # torch wraps a Ctrl+C during its writes in a RuntimeError
         if isinstance(exc, Exception):
             raise _save_error(path, exc) from exc
         raise  # KeyboardInterrupt and friends keep their meaning
+    _release(lock)
     fsync_dir(directory)
     return path
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or wraps, a Ctrl+C (torch re-raises one from inside its writer)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        if "KeyboardInterrupt" in str(exc):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+_TEMP_RE = re.compile(r"^\..+\.pth\.[0-9a-f]{8}" + re.escape(TEMP_SUFFIX) + "$")
+
+
+def _hold(fd: int) -> int | None:
+    """Mark a temp file as being written: an exclusive lock that dies with the process.
+
+    Returns a duplicate descriptor that keeps the lock after the writer closes the
+    file, until the rename is done (close it then), or None without flock."""
+    try:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return os.dup(fd)
+    except (ImportError, OSError):
+        return None  # no flock (Windows): an open file cannot be deleted there anyway
+
+
+def _release(lock: int | None) -> None:
+    if lock is not None:
+        try:
+            os.close(lock)
+        except OSError:
+            pass
+
+
+def remove_stale_temps(directory: str | os.PathLike) -> list[Path]:
+    """Delete the temp files of checkpoint saves that were killed before their rename.
+
+    A temp file is stale when nobody holds its lock (the writer died: kill -9, power
+    loss) and it is not empty (a brand-new one is locked right after creation).
+    Returns the removed paths; anything in use or unreadable is left alone.
+    """
+    removed: list[Path] = []
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: leave them
+        return removed
+    try:
+        candidates = [p for p in Path(directory).iterdir() if _TEMP_RE.match(p.name)]
+    except OSError:
+        return removed
+    for p in candidates:
+        try:
+            fd = os.open(p, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.fstat(fd).st_size > 0:
+                os.unlink(p)
+                removed.append(p)
+        except OSError:
+            pass  # locked: a save in progress
+        finally:
+            os.close(fd)
+    return removed
 
 
 # --------------------------------------------------------------------------- loading
@@ -332,14 +409,21 @@ def _py3_name(name: str) -> str:
     return f"{module}.{attr}" if module else attr
 
 
-def _unsafe_globals(path: Path) -> list[str]:
-    """The names in the file that are neither allowed by the safe loader nor paths."""
+def _pickle_bytes(path: Path, is_zip: bool) -> bytes:
+    """The pickle inside a torch.save archive, or the head of a raw (legacy) pickle file."""
     try:
-        with zipfile.ZipFile(path) as zf:
-            pkl = next(n for n in zf.namelist() if n.endswith("/data.pkl") or n == "data.pkl")
-            data = zf.read(pkl)
+        if is_zip:
+            with zipfile.ZipFile(path) as zf:
+                pkl = next(n for n in zf.namelist() if n.endswith("/data.pkl") or n == "data.pkl")
+                return zf.read(pkl)
+        with open(path, "rb") as f:
+            return f.read(MAX_PICKLE_BYTES)
     except Exception:
-        return []
+        return b""
+
+
+def _unsafe_globals(data: bytes) -> list[str]:
+    """The names in a pickle that are neither allowed by the safe loader nor paths."""
     try:
         from torch import _weights_only_unpickler as wo
 
@@ -351,6 +435,14 @@ def _unsafe_globals(path: Path) -> list[str]:
             if g not in allowed and g not in PATH_GLOBAL_NAMES and not (ours and g.startswith(ours))]
 
 
+def _opcode_name(code: int) -> str:
+    """``FRAME (0x95)`` for the byte the safe loader reports as an unsupported operand."""
+    for op in pickletools.opcodes:
+        if ord(op.code) == code:
+            return f"{op.name} (0x{code:02x})"
+    return f"0x{code:02x}"
+
+
 def _load_error(path: Path, exc: Exception) -> CheckpointError:
     msg = str(exc)
     try:
@@ -359,10 +451,11 @@ def _load_error(path: Path, exc: Exception) -> CheckpointError:
     except OSError:
         head = b""
     is_zip = head == b"PK\x03\x04"
+    is_pickle = head.startswith(b"\x80")
     if isinstance(exc, pickle.UnpicklingError):
         names = re.findall(r"GLOBAL (\S+) (?:was not an allowed|whose module)", msg)
-        if is_zip:
-            names = _unsafe_globals(path) or names
+        if is_zip or is_pickle:
+            names = _unsafe_globals(_pickle_bytes(path, is_zip)) or names
         if names:
             listed = ", ".join(dict.fromkeys(names))
             return CheckpointError(
@@ -370,22 +463,37 @@ def _load_error(path: Path, exc: Exception) -> CheckpointError:
                 "(tensors, numbers, text). Opening it could run code hidden in the file, so it was "
                 "not loaded. Use checkpoints only from sources you trust; a file written by train.py "
                 "or Landauer Studio never contains such references.")
-        if not is_zip and not head.startswith(b"\x80"):
+        if not is_zip and not is_pickle:
             return _not_checkpoint(path)
-        detail = re.search(r"WeightsUnpickler error: (.*)", msg)
+        operand = re.search(r"Unsupported operand (\d+)", msg)
+        if operand:
+            detail = f"its pickle instruction {_opcode_name(int(operand.group(1)))} is not accepted"
+        else:
+            found = re.search(r"WeightsUnpickler error: (.*)", msg)
+            detail = (found.group(1) if found else msg).strip()[:200]
+        if not is_zip:
+            protocol = head[1] if len(head) > 1 else "?"
+            return CheckpointError(
+                f"Refused to open {path}: it is a plain Python pickle (protocol {protocol}), not a "
+                f"PyTorch checkpoint written by torch.save, and the safe loader stopped there ({detail}). "
+                "It was not loaded; choose a .pth file written by train.py or Landauer Studio.")
         return CheckpointError(
             f"Refused to open {path}: it holds data the safe loader does not accept "
-            f"({(detail.group(1) if detail else msg).strip()[:200]}). It was not loaded; re-save it "
+            f"({detail}). It was not loaded; re-save it "
             "with train.py or Landauer Studio from a trusted copy.")
-    if not is_zip and not head.startswith(b"\x80"):
+    if not is_zip and not is_pickle:
         return _not_checkpoint(path)
+    if not is_zip and "magic number" in msg.lower():
+        return CheckpointError(f"{path} is a plain Python pickle, not a PyTorch checkpoint written by "
+                               "torch.save. Choose a .pth file written by train.py or Landauer Studio.")
     if is_zip and "central directory" in msg:
-        return CheckpointError(
-            f"{path} is incomplete or damaged (its archive index is missing): the file was probably "
-            "truncated by an interrupted copy, download or save. Use another checkpoint from the run.")
+        return _archive_error(path, path.stat().st_size)
     if is_zip and not _has_pickle(path):
         return CheckpointError(f"{path} is a zip archive but not a PyTorch checkpoint. "
                                "Choose a .pth file written by train.py or Landauer Studio.")
+    if isinstance(exc, EOFError) or "ran out of input" in msg.lower():
+        return CheckpointError(f"{path}: the file ends early (truncated at {path.stat().st_size:,} bytes?); "
+                               "it is incomplete or damaged. Use another checkpoint from the run.")
     return CheckpointError(f"{path} is damaged or not a checkpoint ({type(exc).__name__}: {msg[:200]}). "
                            "Choose another checkpoint from the run.")
 
@@ -404,6 +512,122 @@ def _not_checkpoint(path: Path) -> CheckpointError:
                            "file). Choose a .pth file written by train.py or Landauer Studio.")
 
 
+# --------------------------------------------------------------------------- archive checks
+
+# Bytes per element of the storage classes torch.save names in its pickle.
+_STORAGE_ITEMSIZE = {"Double": 8, "Float": 4, "Half": 2, "BFloat16": 2, "Long": 8, "Int": 4, "Short": 2,
+                     "Char": 1, "Byte": 1, "Bool": 1, "ComplexFloat": 8, "ComplexDouble": 16}
+MAX_PICKLE_BYTES = 64 << 20  # the pickle of a checkpoint is kilobytes; the weights are separate records
+_INT_OPS = {"BININT", "BININT1", "BININT2", "LONG1", "LONG4", "INT", "LONG"}
+
+
+def declared_storages(data: bytes) -> dict[str, int]:
+    """``{record key: bytes}`` of the tensor storages a torch.save pickle refers to, read from
+    its opcodes (nothing runs): ``('storage', torch.XStorage, key, location, numel)`` ids."""
+    out: dict[str, int] = {}
+    recent: list[tuple[str, Any]] = []
+    memo: dict[int, tuple[str, Any]] = {}
+    try:
+        for op, arg, _ in pickletools.genops(data):
+            name = op.name
+            if name in ("BINPUT", "LONG_BINPUT", "PUT", "MEMOIZE"):
+                if recent:
+                    memo[len(memo) if name == "MEMOIZE" else int(arg)] = recent[-1]
+                continue
+            if name == "FRAME":
+                continue
+            if name in ("GET", "BINGET", "LONG_BINGET"):
+                recent.append(memo.get(int(arg), ("?", None)))
+                del recent[:-6]
+                continue
+            if name == "BINPERSID" and len(recent) >= 6:
+                (_, tag), (_, cls), (_, key), _, (kind, numel), (last, _) = recent[-6:]
+                if tag == "storage" and kind == "int" and last == "TUPLE" and isinstance(cls, str):
+                    storage = cls.replace(" ", ".").rsplit(".", 1)[-1].removesuffix("Storage")
+                    out[str(key)] = int(numel) * _STORAGE_ITEMSIZE.get(storage, 1)
+            kind = "str" if name in _STRING_OPS else "int" if name in _INT_OPS else name
+            recent.append((kind, arg))
+            del recent[:-6]
+    except Exception:
+        pass  # damaged: what was read so far
+    return out
+
+
+def _archive_error(path: Path, size: int) -> CheckpointError:
+    """Why a file that starts like a zip archive cannot be opened as one: almost always truncation."""
+    needed = None
+    try:
+        with open(path, "rb") as f:
+            head = f.read(min(size, MAX_PICKLE_BYTES + 4096))
+        name_len, extra_len = int.from_bytes(head[26:28], "little"), int.from_bytes(head[28:30], "little")
+        name = head[30:30 + name_len].decode("utf-8", "replace")
+        if name.endswith("data.pkl"):
+            stored = declared_storages(head[30 + name_len + extra_len:])
+            if stored:
+                needed = sum(stored.values()) + 30 + name_len + extra_len
+    except OSError:
+        pass
+    if needed is not None and needed > size:
+        where = f"truncated at {size:,} of at least {needed:,} bytes?"
+    else:
+        where = f"truncated at {size:,} bytes? its archive index is missing"
+    return CheckpointError(
+        f"{path}: the file ends early ({where}); it is incomplete or damaged, probably cut short by "
+        "an interrupted copy, download or save. Use another checkpoint from the run.")
+
+
+def check_archive(path: str | os.PathLike) -> None:
+    """Check a torch.save archive's structure and sizes without reading its weights.
+
+    Runs before ``torch.load``, which trusts the sizes an archive declares: a few
+    kilobytes claiming gigabyte records would make it allocate them. Raises
+    :class:`CheckpointError` for a truncated file, records larger than the file,
+    compressed records (torch.save never writes them) or storages the records do
+    not hold. Files that are not zip archives are left to the loader.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":
+            return
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError):
+        raise _archive_error(path, size) from None
+    with zf:
+        infos = zf.infolist()
+        for info in infos:
+            if info.compress_type != zipfile.ZIP_STORED:
+                raise CheckpointError(
+                    f"{path} is not a file torch.save wrote: its record {info.filename} is compressed. "
+                    "Use the .pth file as written by train.py or Landauer Studio, not a repacked copy.")
+            if info.header_offset + info.file_size > size or info.file_size > size:
+                raise CheckpointError(
+                    f"{path} is damaged or crafted: its record {info.filename} claims {info.file_size:,} "
+                    f"bytes, but the whole file has {size:,}. It was not loaded.")
+        total = sum(i.file_size for i in infos)
+        if total > size:
+            raise CheckpointError(f"{path} is damaged or crafted: its records claim {total:,} bytes, but "
+                                  f"the file has {size:,}. It was not loaded.")
+        pkl = next((i for i in infos if i.filename == "data.pkl" or i.filename.endswith("/data.pkl")), None)
+        if pkl is None:
+            return  # reported by the loader as "not a PyTorch checkpoint"
+        if pkl.file_size > MAX_PICKLE_BYTES:
+            raise CheckpointError(f"{path} is not a Landauer LLM checkpoint: its pickle alone is "
+                                  f"{pkl.file_size:,} bytes. It was not loaded.")
+        try:
+            stored = declared_storages(zf.read(pkl))
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise _archive_error(path, size) from exc
+        records = {i.filename.rsplit("/data/", 1)[-1]: i.file_size for i in infos if "/data/" in i.filename}
+        for key, nbytes in stored.items():
+            held = records.get(key)
+            if held is not None and nbytes > held:
+                raise CheckpointError(
+                    f"{path} is damaged or crafted: tensor storage {key} declares {nbytes:,} bytes but its "
+                    f"record holds {held:,}. It was not loaded.")
+
+
 def _read_file(path: Path, map_location: Any) -> Any:
     if not path.exists():
         raise CheckpointError(f"No checkpoint at {path}: the file does not exist. Check the path, "
@@ -417,6 +641,7 @@ def _read_file(path: Path, map_location: Any) -> Any:
         if not _SAFE_PATHS_SUPPORTED:
             raise CheckpointError(f"Cannot open {path} safely with PyTorch {torch.__version__}: "
                                   "reading checkpoints needs PyTorch 2.6 or newer. Upgrade torch.")
+        check_archive(path)
         with _paths_as_str():
             return torch.load(str(path), map_location=map_location, weights_only=True)
     except (CheckpointError, MemoryError):
@@ -478,9 +703,34 @@ def expected_shapes(config: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def _held_bytes(tensors: Sequence[Any]) -> int:
+    """Bytes of distinct data behind ``tensors`` (shared or expanded storages counted once)."""
+    seen: dict[int, int] = {}
+    for t in tensors:
+        if isinstance(t, torch.Tensor):
+            st = t.untyped_storage()
+            seen[st.data_ptr() if st.nbytes() else id(st)] = st.nbytes()
+    return sum(seen.values())
+
+
+def _check_sizes(state: Mapping[str, Any], config: dict[str, Any], where: str) -> None:
+    """Refuse a config the file's weights cannot fill, before anything is built from it.
+
+    The model is built from ``config``; a few kilobytes declaring a huge model (tensors
+    whose shapes are expanded views of a tiny storage) would otherwise allocate gigabytes.
+    """
+    declared = sum(math.prod(shape) for shape in expected_shapes(config).values())
+    held = _held_bytes(list(state.values()))
+    if declared * 2 > held:  # at least two bytes per weight (half precision)
+        raise CheckpointError(
+            f"{where}: its config declares {declared:,} parameters but the file holds {held:,} bytes of "
+            "weights. The file is damaged or crafted; it was not loaded.")
+
+
 def _check_state(state: Any, config: dict[str, Any], where: str) -> None:
     if not isinstance(state, Mapping):
         raise CheckpointError(f"{where}: 'model_state' should be a dict of tensors, got {type(state).__name__}.")
+    _check_sizes(state, config, where)
     want = expected_shapes(config)
     missing = [k for k in want if k not in state]
     extra = [k for k in state if k not in want]
@@ -503,6 +753,16 @@ def _check_state(state: Any, config: dict[str, Any], where: str) -> None:
                 f"needs {shape}. The file's config and weights disagree; it is damaged.")
         if not t.is_floating_point():
             raise CheckpointError(f"{where}: model_state {k} holds {t.dtype} values, not floating point.")
+        if t.untyped_storage().nbytes() < (t.storage_offset() + t.numel()) * t.element_size():
+            raise CheckpointError(
+                f"{where}: model_state {k} has shape {tuple(t.shape)} but its data holds only "
+                f"{t.untyped_storage().nbytes():,} bytes. The file is damaged or crafted.")
+        if not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise CheckpointError(
+                f"{where}: model_state {k} holds {bad:,} NaN or infinite values, so the model cannot "
+                "produce text. The run diverged before this save or the file is damaged; use an earlier "
+                "checkpoint.")
 
 
 def validate_payload(payload: Any, where: str) -> dict[str, Any]:
@@ -641,10 +901,16 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"
                ) -> tuple[LandauerLLM, dict[int, str], CheckpointInfo]:
     """A ready-to-sample model (eval mode, on ``device``), its vocabulary and its details."""
     payload = load_checkpoint(path)
-    model = LandauerLLM.from_config(payload["config"])
     try:
+        model = LandauerLLM.from_config(payload["config"])
         model.load_state_dict(payload["model_state"], strict=True)
-    except RuntimeError as exc:
+    except (RuntimeError, MemoryError) as exc:
+        from core.memory import format_bytes, is_out_of_memory
+
+        if is_out_of_memory(exc):
+            need = sum(int(t.numel()) * 4 for t in payload["model_state"].values())
+            raise CheckpointError(f"Not enough memory to load {path}: its model needs about "
+                                  f"{format_bytes(need)}. Close other programs or use a smaller model.") from exc
         raise CheckpointError(f"{path}: the weights do not fit the model: {exc}") from exc
     model.to(device).eval()
     return model, payload["itos"], info_from_payload(path, payload)

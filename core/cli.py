@@ -104,10 +104,17 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     def on_sigint(signum, frame):
         # First Ctrl+C: stop cleanly (a checkpoint is saved). Second: abort at once.
         interrupted.append(True)
+        if len(interrupted) > 1:
+            raise KeyboardInterrupt
         print("\nStopping after this step (Ctrl+C again to abort without saving)...",
               file=sys.stderr, flush=True)
         trainer.stop()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def aborted() -> int:
+        kept = (f"the last good checkpoint is {trainer.last_checkpoint}" if trainer.last_checkpoint
+                else "no checkpoint was saved")
+        print(f"{prog}: aborted by a second Ctrl+C without saving; {kept}", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
 
     previous = _install_sigint(on_sigint)
     code = EXIT_FAILED
@@ -115,6 +122,8 @@ def train_main(argv: Sequence[str] | None = None) -> int:
         for event in trainer.run():
             line = format_event(event, config.log_every)
             if isinstance(event, Failed):
+                if len(interrupted) > 1:  # the abort surfaced as a failure (e.g. of the save it cut short)
+                    return aborted()
                 code = EXIT_USAGE if event.kind in USAGE_KINDS else EXIT_FAILED
                 print(f"{prog}: error: {event.message}", file=sys.stderr, flush=True)
                 if event.last_checkpoint:
@@ -124,8 +133,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
             if isinstance(event, Finished):
                 code = EXIT_INTERRUPTED if (event.stopped and interrupted) else EXIT_OK
     except KeyboardInterrupt:
-        print(f"{prog}: aborted", file=sys.stderr, flush=True)
-        return EXIT_INTERRUPTED
+        return aborted()
     finally:
         _restore_sigint(previous)
     return code

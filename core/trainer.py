@@ -18,6 +18,7 @@ What we add, without changing that math:
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -35,7 +36,7 @@ from core.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from core.data import Corpus, CorpusError, get_batch, load_corpus
+from core.data import Corpus, CorpusError, batch_at, draw_offsets, get_batch, load_corpus
 from core.device import describe, resolve_device
 from core.events import (
     CheckpointSaved,
@@ -50,6 +51,7 @@ from core.events import (
 )
 from core.fused_loss import fused_losses
 from core.hparams import ModelConfig, TrainConfig
+from core.memory import check_memory, estimate_training_memory, is_out_of_memory
 from core.model import LandauerLLM, compute_losses
 from core.runs import CONFIG_FILE as CONFIG_FILE  # re-exported: older callers import it from here
 from core.runs import METRICS_FILE as METRICS_FILE
@@ -62,8 +64,9 @@ from core.runs import (
     write_config,
 )
 
+log = logging.getLogger(__name__)
 TOKENS_PER_S_SMOOTHING = 0.9  # weight of the past in the step-time moving average
-OUT_OF_MEMORY = (torch.cuda.OutOfMemoryError, MemoryError)
+OUT_OF_MEMORY = (MemoryError, RuntimeError)  # RuntimeErrors only when is_out_of_memory() says so
 MODEL_KEYS = ModelConfig.setting_names()  # must match a checkpoint's to resume from it
 
 
@@ -199,6 +202,8 @@ class Trainer:
                              last_checkpoint=self.last_checkpoint)
                 return
             except OUT_OF_MEMORY as exc:
+                if not is_out_of_memory(exc):
+                    raise
                 yield self._out_of_memory(exc)
                 return
             yield from self._loop()
@@ -238,6 +243,7 @@ class Trainer:
         self.itos = {int(k): v for k, v in corpus.itos.items()}
         self.corpus_info = corpus.summary()
 
+        self._check_memory(corpus)
         resume_state = self._load_resume() if cfg.resume else None
 
         torch.manual_seed(cfg.seed)
@@ -247,7 +253,7 @@ class Trainer:
         self.params = list(model.parameters())
         self.optimizer = make_optimizer(self.params, cfg.lr)
         self.batch_gen = torch.Generator().manual_seed(cfg.seed)
-        self.eval_batches = self._draw_eval_batches(corpus)
+        self.eval_batches = cfg.eval_batches if cfg.eval_every > 0 else 0
         self.last_train: dict[str, float] | None = None
         self.last_val: dict[str, float] | None = None
 
@@ -269,6 +275,15 @@ class Trainer:
             raise _Abort("disk", f"cannot write to {self.save_dir}: {exc.strerror or exc}") from exc
         self._metrics_every = record_every(cfg.steps)
 
+    def _check_memory(self, corpus: Corpus) -> None:
+        """Refuse, before anything large is allocated, a configuration the device cannot hold."""
+        estimate = estimate_training_memory(self.config, corpus.vocab_size, corpus.characters)
+        verdict = check_memory(estimate, self.device)
+        if verdict.level == "refuse":
+            raise _Abort("config", verdict.message)
+        if verdict.level == "warn":
+            log.warning("%s", verdict.message)
+
     def _load_resume(self) -> dict[str, Any]:
         cfg = self.config
         try:
@@ -279,6 +294,10 @@ class Trainer:
         if not isinstance(extras, dict) or "optimizer_state" not in extras or "rng" not in extras:
             raise _Abort("checkpoint", f"{cfg.resume} holds weights but no training state "
                          "(optimiser, random generators), so training cannot resume from it")
+        saved_step = extras.get("step")
+        if isinstance(saved_step, int) and saved_step >= cfg.steps:
+            raise _Abort("config", f"the checkpoint {cfg.resume} is already at step {saved_step}; "
+                         f"pass --steps > {saved_step} (now {cfg.steps}) to train further")
         saved = payload.get("config", {})
         wanted = cfg.model_kwargs(self.corpus.vocab_size)
         diffs = [f"{k} {saved.get(k)!r} in the checkpoint, {wanted[k]!r} here"
@@ -311,14 +330,18 @@ class Trainer:
         self.last_val = metrics.get("val")
         self.last_checkpoint = str(self.config.resume)
 
-    def _draw_eval_batches(self, corpus: Corpus) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """The fixed validation batches: drawn once, from their own generator (seed + 1)."""
+    def _eval_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The fixed validation batches, drawn one at a time from their own generator (seed + 1).
+
+        The generator restarts at each evaluation, so every evaluation sees the same
+        batches without holding them all (20 batches of the largest settings are GBs).
+        """
         cfg = self.config
-        if cfg.eval_every <= 0:
-            return []
         gen = torch.Generator().manual_seed(cfg.seed + 1)
-        return [get_batch(corpus.val_data, cfg.batch_size, cfg.seq_len, gen, "cpu")
-                for _ in range(cfg.eval_batches)]
+        data = self.corpus.val_data
+        for _ in range(self.eval_batches):
+            yield batch_at(data, draw_offsets(len(data), cfg.batch_size, cfg.seq_len, gen),
+                           cfg.seq_len, self.device)
 
     def _record(self, kind: str, values: dict[str, Any]) -> None:
         try:
@@ -420,6 +443,8 @@ class Trainer:
             yield Failed(step=self._step, message=exc.message, kind=exc.kind,
                          last_checkpoint=self.last_checkpoint)
         except OUT_OF_MEMORY as exc:
+            if not is_out_of_memory(exc):
+                raise
             yield self._out_of_memory(exc)
 
     @torch.no_grad()
@@ -431,18 +456,17 @@ class Trainer:
         model.eval()
         sums = torch.zeros(3, dtype=torch.float64)
         try:
-            for x, y in self.eval_batches:
-                x, y = x.to(self.device), y.to(self.device)
+            for x, y in self._eval_batches():
                 logits, trace, _ = model(x)
                 losses = compute_losses(logits, y, trace, cfg.temperature, cfg.energy_weight)
                 sums += torch.stack([losses.total, losses.content, losses.energy]).double().cpu()
         finally:
             model.train(was_training)
-        n = max(len(self.eval_batches), 1)
+        n = max(self.eval_batches, 1)
         total, content, energy = (sums / n).tolist()
         self.last_val = {"loss": total, "content": content, "energy": energy}
         return EvalMetrics(step=self._step, loss=total, content=content, energy=energy,
-                           batches=len(self.eval_batches))
+                           batches=self.eval_batches)
 
     def _save(self, reason: str) -> CheckpointSaved:
         """Write the checkpoint for the current step; a failure here is a :class:`Failed` (disk)."""

@@ -526,5 +526,168 @@ def test_killed_save_leaves_the_old_or_the_new_complete_file(tmp_path):
     leftovers = temps()
     assert leftovers and all(0 < p.stat().st_size < full for p in leftovers)  # really killed mid-write
     assert _assert_complete(target) == 1
-    save_checkpoint(target, build_payload(model, ITOS, {}, {"step": 0}))  # the litter is not in the way
+    save_checkpoint(target, build_payload(model, ITOS, {}, {"step": 0}))  # the litter is cleaned up
     assert _assert_complete(target) == 0
+    assert not temps()
+
+
+# --------------------------------------------------------------------------- sizes, damage, values
+
+
+def _cut_at(src: Path, dst: Path, n: int) -> Path:
+    dst.write_bytes(src.read_bytes()[:n])
+    return dst
+
+
+def test_truncated_files_say_they_end_early_at_every_offset(tmp_path):
+    full = save_tiny(tmp_path / "full.pth")
+    size = full.stat().st_size
+    for n in (4, 10, 30, 100, 700, size // 3, size // 2, size - 600, size - 100, size - 22, size - 1):
+        path = _cut_at(full, tmp_path / f"cut{n}.pth", n)
+        with pytest.raises(CheckpointError) as err:
+            load_model(path)
+        msg = str(err.value)
+        assert str(path) in msg and "ends early" in msg and f"truncated at {n:,}" in msg, (n, msg)
+
+
+def test_truncation_inside_the_weights_names_how_much_is_missing(tmp_path):
+    model = LandauerLLM(len(ITOS), 4, 300, 2, 2.0)  # weights of ~0.4 MB after a small pickle
+    full = save_checkpoint(tmp_path / "full.pth", build_payload(model, ITOS, {}, None))
+    path = _cut_at(full, tmp_path / "cut.pth", 50_000)
+    with pytest.raises(CheckpointError, match=r"truncated at 50,000 of at least [\d,]+ bytes"):
+        load_checkpoint(path)
+
+
+def _patch_central_size(path: Path, member_suffix: str, new_size: int) -> None:
+    raw = bytearray(path.read_bytes())
+    pos = raw.find(b"PK\x01\x02")
+    while pos >= 0:
+        name_len = int.from_bytes(raw[pos + 28:pos + 30], "little")
+        name = bytes(raw[pos + 46:pos + 46 + name_len]).decode()
+        if name.endswith(member_suffix):
+            raw[pos + 20:pos + 24] = new_size.to_bytes(4, "little")  # compressed size
+            raw[pos + 24:pos + 28] = new_size.to_bytes(4, "little")  # uncompressed size
+        pos = raw.find(b"PK\x01\x02", pos + 4)
+    path.write_bytes(bytes(raw))
+
+
+def test_archive_claiming_huge_records_is_refused_before_loading(tmp_path, monkeypatch):
+    path = save_tiny(tmp_path / "ck.pth")
+    _patch_central_size(path, "/data/0", 0xF0000000)  # ~4 GB claimed by a file of kilobytes
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("torch.load must not run"))
+    with pytest.raises(CheckpointError, match="claims 4,026,531,840 bytes") as err:
+        load_checkpoint(path)
+    assert str(path) in str(err.value)
+
+
+HUGE_MODEL_CHILD = textwrap.dedent("""
+    import re, resource, sys, time
+    from core.checkpoint import CheckpointError, load_model
+
+    def status(key):
+        return int(re.search(key + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1)) * 1024
+
+    # from here on the process may grow its address space by 1 GB at most
+    limit = status("VmSize") + (1 << 30)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    t0 = time.perf_counter()
+    try:
+        load_model(sys.argv[1])
+    except CheckpointError as exc:
+        print("refused", round(time.perf_counter() - t0, 2), exc)
+    else:
+        print("loaded")
+""")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_tiny_file_declaring_a_huge_model_is_refused_with_bounded_memory(tmp_path):
+    """A few KB whose config declares ~2 billion weights (the tensors are expanded views of one
+    number) is refused before anything is built, in a process that may grow by 1 GB at most."""
+    config = {"vocab_size": 256, "embed_dim": 8192, "hidden_dim": 8192, "num_layers": 32,
+              "phase_scaling": 2.0}
+    state = {k: torch.zeros(1).expand(shape) for k, shape in ck.expected_shapes(config).items()}
+    path = tmp_path / "huge.pth"
+    torch.save({"model_state": state, "config": config, "args": {},
+                "itos": {i: chr(0x100 + i) for i in range(256)}}, path)
+    assert path.stat().st_size < 32_000
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-c", HUGE_MODEL_CHILD, str(path)], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith("refused"), out.stdout
+    assert "declares 2," in out.stdout and "parameters but the file holds" in out.stdout
+    assert str(path) in out.stdout
+
+
+def test_expanded_weights_of_the_right_shape_are_refused(tmp_path):
+    state = {k: (v if k != "output_head.weight" else torch.zeros(1).expand(v.shape))
+             for k, v in _state().items()}
+    path = _write(tmp_path / "ck.pth", _published(model_state=state))
+    with pytest.raises(CheckpointError, match="output_head.weight has shape .* data holds only 4 bytes"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused_with_the_tensor_name(tmp_path, bad, capsys):
+    state = _state()
+    state["rnn.hidden_scale"][1, 3] = bad
+    path = _write(tmp_path / "ck.pth", _published(model_state=state))
+    with pytest.raises(CheckpointError, match=r"rnn.hidden_scale holds 1 NaN or infinite") as err:
+        load_model(path)
+    assert str(path) in str(err.value)
+    from core.cli import generate_main
+
+    assert generate_main(["--checkpoint", str(path), "--max-new-tokens", "5"]) == 2
+    err_text = capsys.readouterr().err
+    assert "rnn.hidden_scale" in err_text and "Traceback" not in err_text
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol 4")
+def test_raw_pickles_are_named_as_such(tmp_path):
+    plain4 = tmp_path / "plain4.pkl"
+    plain4.write_bytes(pickle.dumps({"config": {"vocab_size": 3}, "itos": ["a"]}, protocol=4))
+    with pytest.raises(CheckpointError, match=r"plain Python pickle \(protocol 4\).*FRAME") as err:
+        load_checkpoint(plain4)
+    assert str(plain4) in str(err.value)
+    tensors = tmp_path / "tensors4.pkl"  # pickle's own tensor format re-enters the unsafe loader
+    tensors.write_bytes(pickle.dumps(_published(), protocol=4))
+    with pytest.raises(CheckpointError, match="torch.storage._load_from_bytes") as err:
+        load_checkpoint(tensors)
+    assert str(tensors) in str(err.value)
+    plain2 = tmp_path / "plain2.pkl"
+    plain2.write_bytes(pickle.dumps({"a": 1}, protocol=2))
+    with pytest.raises(CheckpointError, match="plain Python pickle") as err:
+        load_checkpoint(plain2)
+    assert str(plain2) in str(err.value)
+    evil = tmp_path / "evil.pkl"
+    evil.write_bytes(pickle.dumps({"a": RunsCode(os.system, "true")}, protocol=4))
+    with pytest.raises(CheckpointError, match=r"refers to (posix|nt)\.system") as err:
+        load_checkpoint(evil)
+    assert str(evil) in str(err.value)
+
+
+@pytest.mark.parametrize("itos", [dict(enumerate(["ab"] + ITOS[1:])), dict(enumerate([""] + ITOS[1:]))])
+def test_itos_values_must_be_single_characters(tmp_path, itos):
+    path = _write(tmp_path / "ck.pth", _published(itos=itos))
+    with pytest.raises(CheckpointError, match="not to one character"):
+        load_checkpoint(path)
+
+
+def test_stale_temps_of_killed_saves_are_removed_but_live_ones_kept(tmp_path):
+    import fcntl
+
+    stale = tmp_path / ".landauer_llm_step5.pth.0123abcd.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    empty = tmp_path / ".landauer_llm_step6.pth.0123abce.tmp"
+    empty.write_bytes(b"")  # could be a save that has just begun: kept
+    live = tmp_path / ".landauer_llm_step7.pth.0123abcf.tmp"
+    live.write_bytes(b"being written")
+    other = tmp_path / ".notes.txt.0123abcd.tmp"
+    other.write_bytes(b"not ours")
+    with open(live, "rb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)  # another process saving right now
+        save_tiny(tmp_path / "landauer_llm_step8.pth")
+        assert not stale.exists() and empty.exists() and live.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [
+        "landauer_llm_step8.pth"]

@@ -211,3 +211,51 @@ def test_help_does_not_import_torch():
     assert timed.returncode == 0 and "--data-path" in timed.stdout
     imported = [line.rsplit("|", 1)[-1].strip() for line in timed.stderr.splitlines() if "|" in line]
     assert "core.cli" in imported and "torch" not in imported
+
+
+def test_second_ctrl_c_during_a_save_aborts_cleanly(tmp_path, capsys, monkeypatch):
+    """Ctrl+C twice: the second cuts the stop's save short; exit 130 with its own message, the
+    last good checkpoint intact, no temp file left, no 'could not save' error."""
+    import core.checkpoint as ck
+    from tests.test_checkpoint import FailingWriter
+
+    real_loss, real_writer = trainer_mod.fused_losses, ck._open_writer
+    state = {"step": 0, "armed": False}
+
+    def first_ctrl_c_at_step_two(*args, **kw):
+        state["step"] += 1
+        if state["step"] == 2:
+            state["armed"] = True
+            signal.raise_signal(signal.SIGINT)
+        return real_loss(*args, **kw)
+
+    class SecondCtrlC(FailingWriter):
+        def write(self, data):
+            if state["armed"]:
+                state["armed"] = False
+                signal.raise_signal(signal.SIGINT)  # lands inside torch.save's writer
+            return self.f.write(data)
+
+    monkeypatch.setattr(trainer_mod, "fused_losses", first_ctrl_c_at_step_two)
+    monkeypatch.setattr(ck, "_open_writer", lambda fd: SecondCtrlC(real_writer(fd), 1 << 40, 0))
+    before = signal.getsignal(signal.SIGINT)
+    code = train_main(tiny_args(tmp_path, "--steps", "1000", "--eval-every", "0", "--save-every", "1"))
+    _, err = capsys.readouterr()
+    assert code == 130, err
+    assert signal.getsignal(signal.SIGINT) is before
+    assert "aborted by a second Ctrl+C" in err and "landauer_llm_step1.pth" in err
+    assert "could not" not in err.lower() and "Traceback" not in err
+    run = tmp_path / "run"
+    assert sorted(p.name for p in run.glob("*.pth")) == ["landauer_llm_step1.pth"]
+    assert not [p for p in run.iterdir() if p.name.startswith(".")]
+    assert ck.load_checkpoint(run / "landauer_llm_step1.pth")["landauer_studio"]["step"] == 1
+
+
+def test_resume_with_nothing_left_to_do_says_so(tmp_path, capsys):
+    assert train_main(tiny_args(tmp_path, "--steps", "3", "--eval-every", "0")) == 0
+    ckpt = tmp_path / "run" / "landauer_llm_step3.pth"
+    capsys.readouterr()
+    for steps in ("3", "2"):
+        assert train_main(tiny_args(tmp_path, "--resume", str(ckpt), "--steps", steps)) == 2
+        _, err = capsys.readouterr()
+        assert "already at step 3; pass --steps > 3" in err and "Traceback" not in err

@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 from core.data import (
     Corpus,
     CorpusError,
+    batch_at,
     decode,
+    draw_offsets,
     encode,
     get_batch,
     load_corpus,
@@ -47,7 +49,7 @@ def test_vocabulary_and_ids_follow_spec():
     assert c.vocab_size == len(vocab)
     assert c.stoi == {ch: i for i, ch in enumerate(vocab)}
     assert c.itos == dict(enumerate(vocab))
-    assert c.data.dtype == torch.long
+    assert c.data.dtype == torch.uint8  # the smallest type for up to 256 symbols
     assert c.data.tolist() == [c.stoi[ch] for ch in TEXT]
     assert c.decode(c.data) == TEXT
 
@@ -208,6 +210,76 @@ def test_batch_matches_the_published_sampler():
     for b, i in enumerate(ix.tolist()):
         assert torch.equal(x[b], data[i : i + 16])
         assert torch.equal(y[b], data[i + 1 : i + 17])
+
+
+def test_batches_are_the_same_whatever_the_id_type():
+    """Compact ids give the same int64 batches, from the same generator state, as int64 ids."""
+    c = Corpus.from_text(TEXT * 5)
+    wide = c.train_data.long()
+    for device in (None, "cpu"):
+        a = get_batch(c.train_data, 6, 12, torch.Generator().manual_seed(5), device)
+        b = get_batch(wide, 6, 12, torch.Generator().manual_seed(5), device)
+        assert all(t.dtype == torch.long for t in a)
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    g = torch.Generator().manual_seed(5)
+    offsets = draw_offsets(len(wide), 6, 12, g)
+    x, y = batch_at(c.train_data, offsets, 12)
+    assert torch.equal(x, get_batch(wide, 6, 12, torch.Generator().manual_seed(5))[0])
+
+
+@pytest.mark.parametrize("symbols, dtype", [(256, torch.uint8), (257, torch.int16),
+                                            (40_000, torch.int32)])
+def test_ids_use_the_smallest_type_that_fits(symbols, dtype):
+    text = "".join(chr(0x20 + i) if 0x20 + i < 0xD800 else chr(0x10000 + i) for i in range(symbols))
+    c = Corpus.from_text(text * 2)
+    assert c.vocab_size == symbols and c.data.dtype == dtype
+    assert c.data.tolist() == [c.stoi[ch] for ch in text * 2]
+    assert c.text == text * 2
+
+
+def test_chunked_tokenizer_agrees_across_chunk_borders(monkeypatch):
+    import core.data as data_mod
+
+    monkeypatch.setattr(data_mod, "CHUNK_CHARS", 7)
+    text = "ab\ncdé€𝄞" * 11 + "\ud800"  # multi-byte, astral and a lone surrogate
+    c = Corpus.from_text(text)
+    assert c.itos == dict(enumerate(sorted(set(text))))
+    assert c.text == text
+    assert c.sha256 == hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+PEAK_PROBE = """
+import re, sys
+from core.data import load_corpus
+
+def status(key):
+    return int(re.search(key + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1)) * 1024
+
+open("/proc/self/clear_refs", "w").write("5")  # restart the peak (VmHWM) after the imports
+before = status("VmRSS")
+c = load_corpus(sys.argv[1])
+print(status("VmHWM") - before, c.characters)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc peak reset")
+def test_corpus_memory_stays_near_the_file_size(tmp_path):
+    """Loading a 20 MB corpus peaks at under 2x its size plus 32 MB of fixed chunk temporaries
+    (bytes and text briefly coexist while decoding; then text and ids while tokenising).
+    Measured in a fresh process; the 200 MB case is in benchmarks/bench_speed.py."""
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "big.txt"
+    line = "The quick brown fox jumps over the lazy dog; 0123456789!\n"
+    path.write_text(line * (20_000_000 // len(line)), encoding="utf-8")
+    out = subprocess.run([sys.executable, "-c", PEAK_PROBE, str(path)], cwd=REPO, capture_output=True,
+                         text=True, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    peak, chars = map(int, out.stdout.split())
+    size = path.stat().st_size
+    assert chars == size
+    assert peak < 2 * size + (32 << 20), peak / size
 
 
 def test_batch_offsets_cover_exactly_the_allowed_range():
