@@ -147,7 +147,7 @@ def _check_numba() -> str:
 
 
 def _read_losses(run_dir: Path) -> tuple[float, float]:
-    from core.trainer import METRICS_FILE
+    from core.runs import METRICS_FILE
 
     losses = []
     for line in (run_dir / METRICS_FILE).read_text(encoding="utf-8").splitlines():
@@ -161,7 +161,7 @@ def _read_losses(run_dir: Path) -> tuple[float, float]:
 
 def _train(app, window, deadline: float) -> tuple[str, str, float, float]:
     """Train through the Train view, as a user would; returns (checkpoint, device, first, last loss)."""
-    from core.trainer import CONFIG_FILE
+    from core.runs import CONFIG_FILE
 
     tv = window.train_view
     saved: list[str] = []

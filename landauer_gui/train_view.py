@@ -14,13 +14,12 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QFrame,
     QGroupBox,
-    QLabel,
     QScrollArea,
     QSplitter,
     QTabWidget,
@@ -32,35 +31,24 @@ from core.events import CheckpointSaved, EvalMetrics, Failed, Finished, Started,
 from core.hparams import TrainConfig
 from core.presets import EXCLUDED_FIELDS
 from core.resources import runs_dir
+from core.resume import merge_resume
+from core.runs import CONFIG_FILE
 from landauer_gui import settings
 from landauer_gui.corpus_picker import CorpusPicker
 from landauer_gui.device_picker import DeviceCombo
-from landauer_gui.engine import LOADING_TEXT, engine
+from landauer_gui.engine import engine
 from landauer_gui.event_log import EventLog
 from landauer_gui.param_form import ParamForm
 from landauer_gui.plots import MetricsPlot
 from landauer_gui.preset_picker import PresetPicker
 from landauer_gui.run_controls import RunControls
+from landauer_gui.runs import RunsPanel
 from landauer_gui.widgets import Banner
 
 if TYPE_CHECKING:
     from core.data import Corpus
 
 FORM_SKIP = EXCLUDED_FIELDS  # the corpus has its own picker with a summary
-# What the run history asks for, so the splitter splits the same before and after it is built.
-HISTORY_SIZE_HINT, HISTORY_MINIMUM = QSize(300, 220), QSize(300, 98)
-
-
-class _PendingHistory(QLabel):
-    """Holds the run history's place (and size) until the engine has loaded."""
-
-    def sizeHint(self) -> QSize:  # noqa: N802 (Qt override)
-        return HISTORY_SIZE_HINT
-
-    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt override)
-        return HISTORY_MINIMUM
-
-
 class TrainView(QWidget):
     """Configure, start and watch a training run."""
 
@@ -76,7 +64,6 @@ class TrainView(QWidget):
         self._resume_path: str | None = None
         self._resume_step = 0
         self._run_dir: Path | None = None
-        self.runs: Any = None  # the run history (RunsPanel), built once the engine is loaded
         self._build_ui()
         self._restore_choices()
         self._update_controls()
@@ -136,7 +123,9 @@ class TrainView(QWidget):
         self.bottom_tabs = QTabWidget(self)
         self.bottom_tabs.setDocumentMode(True)
         self.bottom_tabs.addTab(self.log, "Log")
-        self.bottom_tabs.addTab(_PendingHistory(LOADING_TEXT, self), "Run history")
+        self.runs = RunsPanel(self)  # reads run folders through core.runs: no torch needed
+        self.runs.show_requested.connect(self.plot.set_overlays)
+        self.bottom_tabs.addTab(self.runs, "Run history")
 
         right_top = QWidget(self)
         rt = QVBoxLayout(right_top)
@@ -162,14 +151,6 @@ class TrainView(QWidget):
         outer.addWidget(self.splitter, 1)
 
     def _on_engine_ready(self) -> None:
-        """The run history reads run folders with names from core.trainer, which imports torch."""
-        from landauer_gui.runs import RunsPanel
-
-        self.runs = RunsPanel(self)
-        self.runs.show_requested.connect(self.plot.set_overlays)
-        self.bottom_tabs.widget(1).deleteLater()
-        self.bottom_tabs.removeTab(1)
-        self.bottom_tabs.addTab(self.runs, "Run history")
         self._on_device()
         self._update_controls()
 
@@ -286,7 +267,7 @@ class TrainView(QWidget):
             self.show_error(f"{Path(path).name} holds weights but no training state, so training "
                             "cannot resume from it (it can still generate text)")
             return False
-        cfg = TrainConfig.from_dict({**self.form.values().to_dict(), **info.train_config})
+        cfg = merge_resume(info.train_config, self.form.values()).config
         self.form.set_values(cfg)
         corpus = (info.corpus or {}).get("path") or cfg.data_path
         if corpus and Path(corpus).is_file():
@@ -322,7 +303,7 @@ class TrainView(QWidget):
         if blockers:
             self.status_message.emit("Cannot start: " + blockers[0])
             return False
-        from core.trainer import CONFIG_FILE, Trainer
+        from core.trainer import Trainer
         from landauer_gui.runs import load_curves, new_run_dir
 
         cfg = self.form.values()
@@ -403,8 +384,7 @@ class TrainView(QWidget):
         if self._resume_path:
             self.clear_resume()
         self._update_controls()
-        if self.runs is not None:
-            self.runs.refresh()
+        self.runs.refresh()
         self.running_changed.emit(False)
 
     def show_error(self, message: str) -> None:
