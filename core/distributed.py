@@ -35,8 +35,8 @@ from core.model import LandauerLLM, Losses
 
 T = TypeVar("T")
 ENV_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
-PEER_ERRORS = (dist.DistError,)  # a collective failed: another process of the run is gone
 BACKENDS = {"cpu": "gloo", "cuda": "nccl"}
+_TRANSPORT_WORDS = ("gloo", "NCCL", "Connection reset", "Connection closed")
 # No buffer broadcast before each forward (the model's buffers never change); newer
 # PyTorch renamed the flag and warns about the old name.
 _NO_BUFFER_SYNC = ({"forward_sync_buffers": False}
@@ -202,6 +202,16 @@ class Group:
         flag = torch.tensor([1.0 if requested else 0.0])
         self._all_reduce_(flag, dist.ReduceOp.MAX)
         return bool(flag.item())
+
+    def lost_peer(self, exc: BaseException) -> bool:
+        """Whether ``exc`` says a collective failed because another process of the run is gone.
+
+        Gloo reports a dead peer from inside DDP's backward as a plain ``RuntimeError``
+        naming its transport, so the message is checked as well as the type.
+        """
+        if not self.active or not isinstance(exc, RuntimeError):
+            return False
+        return isinstance(exc, dist.DistError) or any(w in str(exc) for w in _TRANSPORT_WORDS)
 
     def barrier(self) -> None:
         """Wait for every rank: the others must not exit while rank 0 still saves."""

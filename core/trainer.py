@@ -40,7 +40,7 @@ from core.checkpoint import (
 )
 from core.data import Corpus, CorpusError, get_batch, load_corpus
 from core.device import describe, resolve_device
-from core.distributed import PEER_ERRORS, Group
+from core.distributed import Group
 from core.events import (
     CheckpointSaved,
     EvalMetrics,
@@ -486,8 +486,10 @@ class Trainer:
                          last_checkpoint=self.last_checkpoint)
         except OUT_OF_MEMORY as exc:
             yield self._out_of_memory(exc)
-        except PEER_ERRORS as exc:  # distributed: another process of the run failed or was stopped
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        except RuntimeError as exc:
+            if not self.dist.lost_peer(exc):
+                raise
+            first = str(exc).splitlines()[0]  # distributed: another process of the run is gone
             yield Failed(step=self._step, kind="error", last_checkpoint=self.last_checkpoint,
                          message=f"another process of this distributed run stopped ({first})")
 
