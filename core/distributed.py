@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
+from itertools import islice
 from typing import TypeVar
 
 import torch
@@ -191,9 +192,12 @@ class Group:
             self._all_reduce_(values)
         return values
 
-    def share(self, items: Sequence[T]) -> Sequence[T]:
-        """This rank's share of a list (every N-th item): validation batches are split this way."""
-        return items[self.rank::self.world_size] if self.active else items
+    def share(self, items: Iterable[T]) -> Iterable[T]:
+        """This rank's share (every N-th item, from its rank on): validation batches are split this way.
+
+        Works on a list or a lazy iterator alike; a single process gets ``items`` itself.
+        """
+        return islice(items, self.rank, None, self.world_size) if self.active else items
 
     def agree_to_stop(self, requested: bool) -> bool:
         """True on every rank as soon as any rank asked to stop, so all stop after the same step."""

@@ -48,7 +48,8 @@ def test_each_rank_takes_its_own_equal_slice_of_the_global_batch():
     assert torch.equal(torch.cat([p[1] for p in parts]), y)
     single = Group()
     assert single.rows(x, y)[0] is x and single.share([1, 2, 3]) == [1, 2, 3]
-    assert Group(1, 2).share([0, 1, 2, 3, 4]) == [1, 3]
+    assert list(Group(1, 2).share([0, 1, 2, 3, 4])) == [1, 3]
+    assert list(Group(0, 2).share(iter(range(5)))) == [0, 2, 4]  # lazily drawn batches too
 
 
 def test_a_batch_that_does_not_divide_evenly_is_refused_before_joining():
