@@ -10,6 +10,9 @@ stderr and exit with status 2 instead of a traceback.
 Exit status of training: 0 finished, 1 failed while training (e.g. the loss
 became NaN, disk full), 2 unusable input or settings, 130 stopped by Ctrl+C
 (after saving a checkpoint).
+
+Under ``torchrun`` every process runs this same command (see
+:mod:`core.distributed`); rank 0 prints the log, the others print only errors.
 """
 
 from __future__ import annotations
@@ -82,7 +85,13 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     """Run training from command-line flags; returns the process exit status."""
     prog = "landauer-train"
     parser = train_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # before any torch import: --help answers at once
+    # -- distributed (torchrun): rank 0 prints the log; the others only their errors
+    from core.distributed import launched_rank
+
+    rank = launched_rank()
+    if rank:
+        prog = f"landauer-train [rank {rank}]"
     config = from_namespace(TrainConfig, args)
     explicit = _explicit_flags(argv)
 
@@ -94,16 +103,24 @@ def train_main(argv: Sequence[str] | None = None) -> int:
         except CheckpointError as exc:
             return _error(prog, str(exc))
     if "data_path" not in explicit and not config.resume and not Path(config.data_path).exists():
-        config = _with_bundled_corpus(config)
+        config = _with_bundled_corpus(config, quiet=rank > 0)
 
     from core.trainer import Trainer
 
     trainer = Trainer(config)
     interrupted = []
+    distributed = trainer.dist.active
 
     def on_sigint(signum, frame):
         # First Ctrl+C: stop cleanly (a checkpoint is saved). Second: abort at once.
+        # Under torchrun, which passes the terminal's Ctrl+C on to every process a second
+        # time, every Ctrl+C means "stop after this step" (torchrun kills what is left).
         interrupted.append(True)
+        if distributed:
+            if rank == 0 and len(interrupted) == 1:
+                print("\nStopping all processes after this step...", file=sys.stderr, flush=True)
+            trainer.stop()
+            return
         if len(interrupted) > 1:
             raise KeyboardInterrupt
         print("\nStopping after this step (Ctrl+C again to abort without saving)...",
@@ -128,10 +145,11 @@ def train_main(argv: Sequence[str] | None = None) -> int:
                 print(f"{prog}: error: {event.message}", file=sys.stderr, flush=True)
                 if event.last_checkpoint:
                     print(f"Last good checkpoint: {event.last_checkpoint}", file=sys.stderr, flush=True)
-            elif line is not None:
+            elif line is not None and rank == 0:
                 print(line, flush=True)
             if isinstance(event, Finished):
-                code = EXIT_INTERRUPTED if (event.stopped and interrupted) else EXIT_OK
+                # distributed: a Ctrl+C on any one rank stopped all of them
+                code = EXIT_INTERRUPTED if (event.stopped and (interrupted or distributed)) else EXIT_OK
     except KeyboardInterrupt:
         return aborted()
     finally:
@@ -139,7 +157,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
-def _with_bundled_corpus(config: TrainConfig) -> TrainConfig:
+def _with_bundled_corpus(config: TrainConfig, quiet: bool = False) -> TrainConfig:
     """The published default ``tiny_shakespeare.txt`` falls back to the corpus shipped with the app."""
     from core.resources import bundled_corpus
 
@@ -147,7 +165,8 @@ def _with_bundled_corpus(config: TrainConfig) -> TrainConfig:
         path = bundled_corpus()
     except FileNotFoundError:
         return config
-    print(f"{config.data_path} not found here; using the bundled corpus {path}", file=sys.stderr)
+    if not quiet:
+        print(f"{config.data_path} not found here; using the bundled corpus {path}", file=sys.stderr)
     return config.replace(data_path=str(path))
 
 

@@ -38,6 +38,7 @@ from core.checkpoint import (
 )
 from core.data import Corpus, CorpusError, batch_at, draw_offsets, get_batch, load_corpus
 from core.device import describe, resolve_device
+from core.distributed import Group
 from core.events import (
     CheckpointSaved,
     EvalMetrics,
@@ -116,15 +117,19 @@ def _with_implementation(state: dict, optimizer: torch.optim.Optimizer) -> dict:
 
 def backward_step(model: LandauerLLM, optimizer: torch.optim.Optimizer, params: list[torch.Tensor],
                   x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
-                  forward=None) -> tuple[float, float, float, float]:
+                  forward=None, *, loss_fn=None, average=None) -> tuple[float, float, float, float]:
     """Loss and gradients of one batch, clipped as published; the caller takes the optimiser step.
 
     Returns ``(total, content, energy, grad_norm)`` as floats (one device sync).
     ``forward`` defaults to the fast path (:func:`~core.fused_loss.fused_losses`);
     the benchmark passes the per-step reference to time both on identical work.
+    Distributed training passes ``loss_fn`` (the fused loss through DDP) and
+    ``average`` (turns this rank's losses into the global batch's, in place).
     """
     optimizer.zero_grad(set_to_none=True)
-    if forward is None:
+    if loss_fn is not None:
+        losses = loss_fn(x, y, cfg.temperature, cfg.energy_weight)
+    elif forward is None:
         losses = fused_losses(model, x, y, cfg.temperature, cfg.energy_weight)
     else:
         logits, trace, _ = forward(x)
@@ -136,6 +141,8 @@ def backward_step(model: LandauerLLM, optimizer: torch.optim.Optimizer, params: 
         norm = _grad_norm(params)
     values = torch.stack([losses.total.detach(), losses.content.detach(),
                           losses.energy.detach(), norm.detach().to(losses.total.device)])
+    if average is not None:
+        average(values[:3])  # the norm is already global: DDP averaged the gradients
     total, content, energy, gnorm = values.tolist()
     return total, content, energy, gnorm
 
@@ -156,6 +163,7 @@ class Trainer:
         self._paused = False
         self._stop_requested = False
         self._started = False
+        self.dist = Group.from_env()  # under torchrun: this process's rank among the run's processes
 
     # -- control, from any thread -------------------------------------------------
 
@@ -211,6 +219,7 @@ class Trainer:
             if self._metrics is not None:
                 self._metrics.close()  # silent: a write error was already a Failed event
                 self._metrics = None
+            self.dist.close()
 
     def _out_of_memory(self, exc: BaseException) -> Failed:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -226,6 +235,11 @@ class Trainer:
         try:
             self.device = resolve_device(cfg.device)
         except (ValueError, RuntimeError) as exc:
+            raise _Abort("config", str(exc)) from exc
+        # -- distributed (torchrun): join the process group, one GPU per local rank
+        try:
+            self.device = self.dist.start(self.device, cfg.batch_size)
+        except ValueError as exc:
             raise _Abort("config", str(exc)) from exc
         keep_freed_memory()  # a step's buffers are reused, not page-faulted in again
 
@@ -259,9 +273,13 @@ class Trainer:
 
         if resume_state is not None:
             self._restore(resume_state)
+        self.loss_fn = self.dist.loss_fn(model)  # distributed: the fused loss through DDP
 
         # Only now, with everything checked, does the run folder come into being.
         self.save_dir = Path(cfg.save_dir)
+        if not self.dist.is_main:  # distributed: rank 0 alone writes the run folder
+            self._metrics_every = 1  # (and records nothing here)
+            return
         try:
             create_run_dir(self.save_dir)
             write_config(self.save_dir, train_config=cfg.to_dict(), model_config=model.config.to_dict(),
@@ -344,6 +362,8 @@ class Trainer:
                            cfg.seq_len, self.device)
 
     def _record(self, kind: str, values: dict[str, Any]) -> None:
+        if self._metrics is None:  # distributed: not rank 0
+            return
         try:
             self._metrics.record(kind, values)
         except RunFolderError as exc:
@@ -382,12 +402,14 @@ class Trainer:
         try:
             while self._step < cfg.steps:
                 yield from self._wait_if_paused()
-                if self._stop_requested:
+                if self.dist.agree_to_stop(self._stop_requested):  # distributed: all ranks at once
                     break
                 t0 = time.perf_counter()
                 step = self._step + 1
                 x, y = get_batch(corpus.train_data, cfg.batch_size, cfg.seq_len, self.batch_gen, self.device)
-                total, content, energy, gnorm = backward_step(model, self.optimizer, self.params, x, y, cfg)
+                x, y = self.dist.rows(x, y)  # distributed: this rank's slice of the global batch
+                total, content, energy, gnorm = backward_step(model, self.optimizer, self.params, x, y, cfg,
+                                                              loss_fn=self.loss_fn, average=self.dist.average_)
                 if not all(math.isfinite(v) for v in (total, content, energy, gnorm)):
                     self.optimizer.zero_grad(set_to_none=True)
                     bad = "loss" if not math.isfinite(total) else "gradient norm"
@@ -436,6 +458,7 @@ class Trainer:
             stopped = self._step < cfg.steps
             if stopped and self._step != saved_at:
                 yield self._save("stop")
+            self.dist.barrier()  # distributed: no rank ends before rank 0 has saved
             yield Finished(step=self._step, run_dir=str(self.save_dir),
                            last_checkpoint=self.last_checkpoint, stopped=stopped,
                            elapsed_s=self._active_s)
@@ -446,6 +469,12 @@ class Trainer:
             if not is_out_of_memory(exc):
                 raise
             yield self._out_of_memory(exc)
+        except RuntimeError as exc:
+            if not self.dist.lost_peer(exc):
+                raise
+            first = str(exc).splitlines()[0]  # distributed: another process of the run is gone
+            yield Failed(step=self._step, kind="error", last_checkpoint=self.last_checkpoint,
+                         message=f"another process of this distributed run stopped ({first})")
 
     @torch.no_grad()
     def evaluate(self) -> EvalMetrics:
@@ -456,12 +485,13 @@ class Trainer:
         model.eval()
         sums = torch.zeros(3, dtype=torch.float64)
         try:
-            for x, y in self._eval_batches():
+            for x, y in self.dist.share(self._eval_batches()):  # distributed: each rank a share
                 logits, trace, _ = model(x)
                 losses = compute_losses(logits, y, trace, cfg.temperature, cfg.energy_weight)
                 sums += torch.stack([losses.total, losses.content, losses.energy]).double().cpu()
         finally:
             model.train(was_training)
+        self.dist.sum_(sums)  # distributed: the sums over all ranks' shares
         n = max(self.eval_batches, 1)
         total, content, energy = (sums / n).tolist()
         self.last_val = {"loss": total, "content": content, "energy": energy}
@@ -486,6 +516,9 @@ class Trainer:
         args = cfg.to_dict()
         args["device"] = str(self.device)  # the published args held the device actually used
         path = self.save_dir / checkpoint_name(self._step)
+        if not self.dist.is_main:  # distributed: rank 0 saves; the others only note the path
+            self.last_checkpoint = str(path)
+            return CheckpointSaved(step=self._step, path=str(path), reason=reason)
         try:
             payload = build_payload(self.model, self.itos, args, extras)
         except CheckpointError as exc:
