@@ -9,7 +9,9 @@ What we add, without changing that math:
 * batches come from a dedicated ``torch.Generator`` whose state is saved, so a
   resumed run continues with bit-identical losses;
 * validation averages a fixed set of batches drawn once (the published single
-  random batch is too noisy to compare runs);
+  random batch is too noisy to compare runs); ``eval_protocol="published"``
+  draws one new random batch per evaluation instead, from its own seeded and
+  saved generator, to reproduce the published numbers' spread;
 * expected failures (bad config, unreadable corpus, full disk, a loss that
   becomes NaN) end the stream with a :class:`~core.events.Failed` event instead
   of an exception, and bad weights are never written over good ones;
@@ -254,6 +256,10 @@ class Trainer:
         self.optimizer = make_optimizer(self.params, cfg.lr)
         self.batch_gen = torch.Generator().manual_seed(cfg.seed)
         self.eval_batches = self._draw_eval_batches(corpus)
+        # The published protocol's fresh batch per evaluation; its own stream, so the
+        # training batches are the same under either protocol.
+        self.val_gen = (torch.Generator().manual_seed(cfg.seed + 2)
+                        if cfg.eval_protocol == "published" else None)
         self.last_train: dict[str, float] | None = None
         self.last_val: dict[str, float] | None = None
 
@@ -297,6 +303,8 @@ class Trainer:
             self.optimizer.load_state_dict(_with_implementation(extras["optimizer_state"], self.optimizer))
             rng = extras["rng"]
             self.batch_gen.set_state(rng["batch"])
+            if self.val_gen is not None and rng.get("val") is not None:
+                self.val_gen.set_state(rng["val"])
             torch.set_rng_state(rng["torch"])
             if rng.get("cuda") is not None and self.device.type == "cuda":
                 torch.cuda.set_rng_state(rng["cuda"], self.device)
@@ -313,7 +321,7 @@ class Trainer:
     def _draw_eval_batches(self, corpus: Corpus) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The fixed validation batches: drawn once, from their own generator (seed + 1)."""
         cfg = self.config
-        if cfg.eval_every <= 0:
+        if cfg.eval_every <= 0 or cfg.eval_protocol == "published":
             return []
         gen = torch.Generator().manual_seed(cfg.seed + 1)
         return [get_batch(corpus.val_data, cfg.batch_size, cfg.seq_len, gen, "cpu")
@@ -464,30 +472,37 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> EvalMetrics:
-        """Mean validation losses over the fixed batches, at the current weights."""
+        """Mean validation losses over the fixed batches (or one new random batch under
+        the published protocol), at the current weights."""
         cfg = self.config
         model = self.model
         was_training = model.training
         model.eval()
         sums = torch.zeros(3, dtype=torch.float64)
         try:
-            for x, y in self.eval_batches:
+            batches = self.eval_batches
+            if self.val_gen is not None:
+                batches = [get_batch(self.corpus.val_data, cfg.batch_size, cfg.seq_len,
+                                     self.val_gen, "cpu")]
+            for x, y in batches:
                 x, y = x.to(self.device), y.to(self.device)
                 logits, trace, _ = model(x)
                 losses = compute_losses(logits, y, trace, cfg.temperature, cfg.energy_weight)
                 sums += torch.stack([losses.total, losses.content, losses.energy]).double().cpu()
         finally:
             model.train(was_training)
-        n = max(len(self.eval_batches), 1)
+        n = max(len(batches), 1)
         total, content, energy = (sums / n).tolist()
         self.last_val = {"loss": total, "content": content, "energy": energy}
         return EvalMetrics(step=self._step, loss=total, content=content, energy=energy,
-                           batches=len(self.eval_batches))
+                           batches=len(batches))
 
     def _save(self, reason: str) -> CheckpointSaved:
         """Write the checkpoint for the current step; a failure here is a :class:`Failed` (disk)."""
         cfg = self.config
         rng = {"batch": self.batch_gen.get_state(), "torch": torch.get_rng_state()}
+        if self.val_gen is not None:
+            rng["val"] = self.val_gen.get_state()
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         extras = {
