@@ -88,6 +88,12 @@ class ReproduceConfig:
                 keys.append(setting_key(row))
         return keys
 
+    def table_rows(self) -> list[int]:
+        """Every published row measured by the requested settings (asking for row 1 compares
+        with rows 1-3, which are the same setting)."""
+        keys = self.settings()
+        return [r for r in sorted(PUBLISHED_ROWS) if setting_key(r) in keys]
+
     def errors(self) -> list[str]:
         problems = []
         unknown = [r for r in self.rows if r not in PUBLISHED_ROWS]
@@ -128,7 +134,7 @@ class ReproduceConfig:
 class Planned:
     """The first event: what will run, on which device and corpus, and what is done already."""
 
-    settings: tuple[tuple[str, tuple[int, ...]], ...]  # (setting, the requested rows it measures)
+    settings: tuple[tuple[str, tuple[int, ...]], ...]  # (setting, the published rows it measures)
     seeds: tuple[int, ...]
     total: int  # seed runs in the plan
     done: int  # of those, already finished in an earlier run (skipped)
@@ -274,13 +280,12 @@ class Reproduction:
                               device=str(device), device_description=describe(device),
                               torch_version=torch.__version__)
         self._state = state
-        rows = sorted(cfg.rows)
+        rows = cfg.table_rows()
         plan = [(key, seed) for key in cfg.settings() for seed in cfg.seed_list]
         self._keys = [self._key(k, s, corpus.sha256, str(device)) for k, s in plan]
         done = sum(1 for key in self._keys if state.finished(key) is not None)
         yield Planned(
-            settings=tuple((k, tuple(r for r in rows_of_setting(k) if r in rows))
-                           for k in cfg.settings()),
+            settings=tuple((k, tuple(rows_of_setting(k))) for k in cfg.settings()),
             seeds=tuple(cfg.seed_list), total=len(plan), done=done, device=str(device),
             device_description=self._report.device_description,
             torch_version=torch.__version__, corpus=facts, warning=corpus_warning(facts))
@@ -343,9 +348,8 @@ class Reproduction:
             self._trainer = trainer
             if self._stop:
                 trainer.stop()
-        yield SeedStarted(key.setting, tuple(r for r in rows_of_setting(key.setting)
-                                             if r in cfg.rows),
-                          key.seed, index, total, str(run_dir), resume or None)
+        yield SeedStarted(key.setting, tuple(rows_of_setting(key.setting)), key.seed, index, total,
+                          str(run_dir), resume or None)
         t0 = time.perf_counter()
         last_eval: EvalMetrics | None = None
         try:
@@ -386,7 +390,7 @@ class Reproduction:
 
     def _write(self) -> str:
         """Save the state and the table as they stand; returns the Markdown."""
-        self._report.summaries = summarize(sorted(self.config.rows), self._results())
+        self._report.summaries = summarize(self.config.table_rows(), self._results())
         if self.state_path:
             save_state(self.state_path, self._state, self._report)
         if self.markdown_path:
