@@ -284,6 +284,11 @@ class Reproduction:
         plan = [(key, seed) for key in cfg.settings() for seed in cfg.seed_list]
         self._keys = [self._key(k, s, corpus.sha256, str(device)) for k, s in plan]
         done = sum(1 for key in self._keys if state.finished(key) is not None)
+        self._write_error: str | None = None
+        self._write()  # an unwritable output is found now, not after hours of training
+        if self._write_error:
+            yield ReproductionFinished((), error=self._write_error, error_kind="output")
+            return
         yield Planned(
             settings=tuple((k, tuple(rows_of_setting(k))) for k in cfg.settings()),
             seeds=tuple(cfg.seed_list), total=len(plan), done=done, device=str(device),
@@ -307,6 +312,8 @@ class Reproduction:
 
         self._report.stopped = self._stop and len(self._results()) < len(plan)
         markdown = self._write()
+        if error is None and self._write_error:
+            error = ("disk", self._write_error)
         yield ReproductionFinished(
             tuple(self._report.summaries), stopped=self._report.stopped,
             error=error[1] if error else None, error_kind=error[0] if error else "",
@@ -389,12 +396,22 @@ class Reproduction:
             self._report.failures.append(f"{key.setting} seed {key.seed}: {outcome[0][1]}")
 
     def _write(self) -> str:
-        """Save the state and the table as they stand; returns the Markdown."""
+        """Save the state and the table as they stand; returns the Markdown.
+
+        A failed write is remembered (the last event reports it) and the seeds go on:
+        their results stay in memory and the next write may succeed.
+        """
         self._report.summaries = summarize(self.config.table_rows(), self._results())
-        if self.state_path:
-            save_state(self.state_path, self._state, self._report)
-        if self.markdown_path:
-            write_markdown(self.markdown_path, self._report)
+        target = None
+        try:
+            if self.state_path:
+                target = self.state_path
+                save_state(target, self._state, self._report)
+            if self.markdown_path:
+                target = self.markdown_path
+                write_markdown(target, self._report)
+        except OSError as exc:
+            self._write_error = f"cannot write {target}: {exc.strerror or exc}"
         return render_markdown(self._report)
 
 

@@ -176,7 +176,8 @@ def _print(event, log_every: int) -> None:
 def _finish(event: ReproductionFinished, args, state_path: str | None, failed: bool,
             interrupted: bool) -> int:
     if event.error:
-        return _error(PROG, event.error, EXIT_USAGE if event.error_kind != "disk" else EXIT_FAILED)
+        usage = event.error_kind in ("config", "corpus", "state", "output")
+        return _error(PROG, event.error, EXIT_USAGE if usage else EXIT_FAILED)
     print("", flush=True)
     print(event.markdown, end="", flush=True)
     written = [p for p in (args.out, state_path) if p]

@@ -293,3 +293,12 @@ def test_a_foreign_output_file_is_not_overwritten(tmp_path, small_corpus, capsys
     assert main([*cli_args(tmp_path, small_corpus), "--json", str(other)]) == 2
     assert "not a reproduction results file" in capsys.readouterr().err
     assert other.read_text() == '{"mine": 1}\n'
+
+
+def test_an_unwritable_output_is_refused_before_training(tmp_path, small_corpus, capsys):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    assert main([*cli_args(tmp_path, small_corpus), "--out", str(blocker / "r.md")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write" in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
