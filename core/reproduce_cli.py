@@ -74,7 +74,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-batches", type=int, default=20,
                    help="Fixed validation batches averaged per evaluation. Default: 20.")
     p.add_argument("--eval-every", type=int, default=500,
-                   help="Evaluate every N steps; the last step is always evaluated. Default: 500.")
+                   help="Evaluate every N steps; when the steps are not a multiple of N, only the "
+                        "last step is evaluated (the one compared). Default: 500.")
     p.add_argument("--data-path", default="",
                    help="Corpus. Default: the bundled one. The published numbers come from the "
                         "canonical tiny_shakespeare.txt (1,115,394 characters); with another "

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import runpy
+import sys
 import threading
+import warnings
 from pathlib import Path
 
 import pytest
@@ -302,3 +305,16 @@ def test_an_unwritable_output_is_refused_before_training(tmp_path, small_corpus,
     err = capsys.readouterr().err
     assert "cannot write" in err and "Traceback" not in err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_python_dash_m_launcher(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["core.reproduce_cli", "--help"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # runpy: module already imported
+        with pytest.raises(SystemExit) as done:
+            runpy.run_module("core.reproduce_cli", run_name="__main__")
+    assert done.value.code == 0 and "--eval-protocol" in capsys.readouterr().out
+    # The console script points at this entry point.
+    script = re.search(r'^landauer-reproduce = "([\w.]+):(\w+)"$',
+                       (REPO / "pyproject.toml").read_text(), re.M)
+    assert script and (script[1], script[2]) == (main.__module__, main.__name__)
