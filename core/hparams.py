@@ -130,7 +130,7 @@ class TrainConfig(_ConfigMixin):
     steps: int = hp(2000, "Total optimisation steps.", label="Steps", low=1, high=10_000_000, group="Schedule")
     save_every: int = hp(500, "Save a checkpoint every N steps (0: only at the end).", label="Save every", low=0, high=10_000_000, group="Schedule")
     eval_every: int = hp(500, "Evaluate on validation data every N steps (0 disables).", label="Evaluate every", low=0, high=10_000_000, group="Schedule")
-    eval_batches: int = hp(20, "Validation batches averaged per evaluation (1 reproduces the published, noisy estimate).", label="Validation batches", low=1, high=10_000, group="Schedule")
+    eval_batches: int = hp(20, "Validation batches averaged per evaluation under the fixed protocol (the same batches every time).", label="Validation batches", low=1, high=10_000, group="Schedule")
     eval_protocol: str = hp("fixed", "How validation is estimated. fixed: the mean over the same eval_batches batches at every evaluation (steady, comparable across runs). published: one new random batch at every evaluation, as the original train.py did (noisy; eval_batches is ignored), to reproduce the published numbers' spread.", label="Validation protocol", kind="choice", choices=("fixed", "published"), group="Schedule")
     log_every: int = hp(100, "Print a training log line every N steps (0 disables).", low=0, high=10_000_000, group="Schedule", cli_only=True)
     seed: int = hp(1337, "Random seed for initialisation and batch sampling.", label="Seed", low=0, high=2**31 - 1, group="Schedule")
