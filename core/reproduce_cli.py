@@ -22,11 +22,10 @@ from core.cli import (
     EXIT_OK,
     EXIT_USAGE,
     _error,
-    _install_sigint,
-    _restore_sigint,
 )
 from core.events import EvalMetrics, StepMetrics, format_event
 from core.hparams import TrainConfig, param_specs
+from core.interrupt import stop_on_first_ctrl_c
 from core.published import parse_rows
 from core.reproduce import (
     PROTOCOLS,
@@ -110,33 +109,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = " ".join([PROG, *(shlex.quote(w) for w in words)])
     engine = Reproduction(config, state_path=state_path, markdown_path=args.out or None,
                           command=command)
-    interrupted = []
-
-    def on_sigint(signum, frame):
-        interrupted.append(True)
-        print("\nStopping after this step; finished seeds are kept (Ctrl+C again to abort)...",
-              file=sys.stderr, flush=True)
-        engine.stop()
-        import signal
-
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    previous = _install_sigint(on_sigint)
     code = EXIT_FAILED
     failed = False
+    stopping = "\nStopping after this step; finished seeds are kept (Ctrl+C again to abort)..."
     try:
-        for event in engine.run():
-            failed |= isinstance(event, SeedFailed)
-            if isinstance(event, ReproductionFinished):
-                code = _finish(event, args, state_path, failed, bool(interrupted))
-            else:
-                _print(event, config.log_every)
+        with stop_on_first_ctrl_c(engine.stop, stopping) as interrupted:
+            for event in engine.run():
+                failed |= isinstance(event, SeedFailed)
+                if isinstance(event, ReproductionFinished):
+                    code = _finish(event, args, state_path, failed, bool(interrupted))
+                else:
+                    _print(event, config.log_every)
     except KeyboardInterrupt:
         print(f"{PROG}: aborted; finished seeds are in {state_path or 'no state file'}",
               file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
-    finally:
-        _restore_sigint(previous)
     return code
 
 

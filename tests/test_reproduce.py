@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import runpy
+import signal
 import sys
 import threading
 import warnings
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import core.trainer as trainer_mod
 from core.data import Corpus, load_corpus
 from core.events import EvalMetrics, StepMetrics
 from core.hparams import TrainConfig
@@ -318,3 +320,25 @@ def test_python_dash_m_launcher(monkeypatch, capsys):
     script = re.search(r'^landauer-reproduce = "([\w.]+):(\w+)"$',
                        (REPO / "pyproject.toml").read_text(), re.M)
     assert script and (script[1], script[2]) == (main.__module__, main.__name__)
+
+
+def test_ctrl_c_stops_and_keeps_finished_seeds(tmp_path, small_corpus, capsys, monkeypatch):
+    real = trainer_mod.fused_losses
+    calls = {"n": 0}
+
+    def interrupt_in_the_second_seed(*args, **kw):
+        calls["n"] += 1
+        if calls["n"] == 6:  # seed 1, step 2
+            signal.raise_signal(signal.SIGINT)  # handled in the main thread, as a real Ctrl+C
+        return real(*args, **kw)
+
+    monkeypatch.setattr(trainer_mod, "fused_losses", interrupt_in_the_second_seed)
+    before = signal.getsignal(signal.SIGINT)
+    code = main(cli_args(tmp_path, small_corpus, "--json", str(tmp_path / "r.json")))
+    err = capsys.readouterr().err
+    assert code == 130 and "Stopping after this step" in err and "Traceback" not in err
+    assert signal.getsignal(signal.SIGINT) is before
+    state = json.loads((tmp_path / "r.json").read_text())
+    assert [r["seed"] for r in state["results"]] == [0]
+    assert [(p["seed"], Path(p["checkpoint"]).name) for p in state["partial"]] == [
+        (1, "landauer_llm_step2.pth")]
