@@ -283,6 +283,8 @@ def _ours(s: RowSummary) -> str:
 
 
 def _diff(s: RowSummary) -> str:
+    if not s.n:
+        return "–"
     if s.diff_sd is None:
         return "n/a (n < 2)" if s.n < 2 else "n/a (sd 0)"
     return f"{s.diff_sd:+.1f}"
@@ -292,10 +294,15 @@ def _setting_cell(s: RowSummary) -> str:
     flags = override_flags(s.row)
     text = f"`{flags}`" if flags else "published defaults"
     if s.shared_with:
-        rows = sorted((s.row, *s.shared_with))
-        text += (f"; rows {', '.join(map(str, rows))} are one setting: the same {s.n} "
-                 "seeds are compared with each")
+        text += f" (rows {_row_range(s)}: one setting, the same seeds)"
     return text
+
+
+def _row_range(s: RowSummary) -> str:
+    rows = sorted((s.row, *s.shared_with))
+    if rows == list(range(rows[0], rows[-1] + 1)):
+        return f"{rows[0]}-{rows[-1]}"
+    return ", ".join(map(str, rows))
 
 
 def protocol_text(config: dict[str, Any]) -> str:
@@ -357,8 +364,7 @@ def render_markdown(report: Report) -> str:
         if s.setting in seen or not s.n:
             continue
         seen.add(s.setting)
-        rows = sorted((s.row, *s.shared_with))
-        label = f"row {rows[0]}" if len(rows) == 1 else f"rows {', '.join(map(str, rows))}"
+        label = f"rows {_row_range(s)}" if s.shared_with else f"row {s.row}"
         values = ", ".join(f"seed {seed}: {v:.4f}" for seed, v in zip(s.seeds, s.values, strict=True))
         per_seed.append(f"{label}: {values}")
     if per_seed:
