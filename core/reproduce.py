@@ -366,6 +366,9 @@ class Reproduction:
                     last_eval = event
                 elif isinstance(event, Failed):
                     outcome.append((event.kind, event.message))
+                    if resume and event.kind == "checkpoint":  # unusable: start afresh next time
+                        self._state.partial = [p for p in self._state.partial if p is not partial]
+                        self._write()
                     yield SeedFailed(key.setting, key.seed, event.message, event.kind, str(run_dir))
                 elif isinstance(event, Finished):
                     wall = earlier_wall + time.perf_counter() - t0

@@ -32,6 +32,7 @@ from core.reproduce import (
     Reproduction,
     ReproductionFinished,
     RowSummary,
+    SeedFailed,
     SeedFinished,
     SeedProgress,
     SeedStarted,
@@ -342,3 +343,24 @@ def test_ctrl_c_stops_and_keeps_finished_seeds(tmp_path, small_corpus, capsys, m
     assert [r["seed"] for r in state["results"]] == [0]
     assert [(p["seed"], Path(p["checkpoint"]).name) for p in state["partial"]] == [
         (1, "landauer_llm_step2.pth")]
+
+
+def test_a_damaged_checkpoint_of_a_stopped_seed_is_dropped(tmp_path, small_corpus):
+    config = ReproduceConfig(rows=(4,), seeds=1, steps=4, eval_every=2, eval_batches=2,
+                             device="cpu", data_path=str(small_corpus),
+                             runs_root=str(tmp_path / "runs"), log_every=0)
+    bad = tmp_path / "runs" / "old" / "landauer_llm_step2.pth"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"not a checkpoint")
+    key = {"setting": "row4", "seed": 0, "steps": 4, "eval_protocol": "fixed", "eval_batches": 2,
+           "eval_every": 2, "corpus_sha256": load_corpus(small_corpus).sha256, "device": "cpu"}
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"format": "landauer-reproduce", "format_version": 1, "results": [],
+                                 "partial": [{**key, "run_dir": str(bad.parent),
+                                              "checkpoint": str(bad), "wall_s": 1.0}]}))
+    first = list(Reproduction(config, state_path=state).run())
+    (failed,) = of(first, SeedFailed)
+    assert failed.kind == "checkpoint" and first[-1].error is None
+    assert json.loads(state.read_text())["partial"] == []
+    again = list(Reproduction(config, state_path=state).run())
+    assert [e.result.seed for e in of(again, SeedFinished)] == [0] and not of(again, SeedFailed)
