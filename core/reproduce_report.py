@@ -374,7 +374,8 @@ def render_markdown(report: Report) -> str:
         "The published values are single runs, each measured on one random validation batch; "
         "rows 1-3 are one setting, so their spread is that measurement's noise. The last "
         "column counts how many of our seed-to-seed standard deviations our mean lies from "
-        "each published value.")
+        "each published value; it leaves out the published values' own single-batch noise "
+        "(`--eval-protocol published` measures that spread).")
     if report.failures:
         lines += ["", "Failed seeds (not in the table): " + "; ".join(report.failures) + "."]
     if report.stopped:
