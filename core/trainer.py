@@ -9,7 +9,9 @@ What we add, without changing that math:
 * batches come from a dedicated ``torch.Generator`` whose state is saved, so a
   resumed run continues with bit-identical losses;
 * validation averages a fixed set of batches drawn once (the published single
-  random batch is too noisy to compare runs);
+  random batch is too noisy to compare runs); ``eval_protocol="published"``
+  draws one new random batch per evaluation instead, from its own seeded and
+  saved generator, to reproduce the published numbers' spread;
 * expected failures (bad config, unreadable corpus, full disk, a loss that
   becomes NaN) end the stream with a :class:`~core.events.Failed` event instead
   of an exception, and bad weights are never written over good ones;
@@ -267,7 +269,12 @@ class Trainer:
         self.params = list(model.parameters())
         self.optimizer = make_optimizer(self.params, cfg.lr)
         self.batch_gen = torch.Generator().manual_seed(cfg.seed)
-        self.eval_batches = cfg.eval_batches if cfg.eval_every > 0 else 0
+        # The published protocol draws one new batch per evaluation from its own stream (so the
+        # training batches are the same under either protocol); ours averages fixed batches.
+        self.val_gen = (torch.Generator().manual_seed(cfg.seed + 2)
+                        if cfg.eval_protocol == "published" else None)
+        per_eval = 1 if self.val_gen is not None else cfg.eval_batches
+        self.eval_batches = per_eval if cfg.eval_every > 0 else 0
         self.last_train: dict[str, float] | None = None
         self.last_val: dict[str, float] | None = None
 
@@ -335,6 +342,8 @@ class Trainer:
             self.optimizer.load_state_dict(_with_implementation(extras["optimizer_state"], self.optimizer))
             rng = extras["rng"]
             self.batch_gen.set_state(rng["batch"])
+            if self.val_gen is not None and rng.get("val") is not None:
+                self.val_gen.set_state(rng["val"])
             torch.set_rng_state(rng["torch"])
             if rng.get("cuda") is not None and self.device.type == "cuda":
                 torch.cuda.set_rng_state(rng["cuda"], self.device)
@@ -355,7 +364,7 @@ class Trainer:
         batches without holding them all (20 batches of the largest settings are GBs).
         """
         cfg = self.config
-        gen = torch.Generator().manual_seed(cfg.seed + 1)
+        gen = self.val_gen if self.val_gen is not None else torch.Generator().manual_seed(cfg.seed + 1)
         data = self.corpus.val_data
         for _ in range(self.eval_batches):
             yield batch_at(data, draw_offsets(len(data), cfg.batch_size, cfg.seq_len, gen),
@@ -478,7 +487,8 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> EvalMetrics:
-        """Mean validation losses over the fixed batches, at the current weights."""
+        """Mean validation losses over the fixed batches (or one new random batch under
+        the published protocol), at the current weights."""
         cfg = self.config
         model = self.model
         was_training = model.training
@@ -502,6 +512,8 @@ class Trainer:
         """Write the checkpoint for the current step; a failure here is a :class:`Failed` (disk)."""
         cfg = self.config
         rng = {"batch": self.batch_gen.get_state(), "torch": torch.get_rng_state()}
+        if self.val_gen is not None:
+            rng["val"] = self.val_gen.get_state()
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         extras = {
