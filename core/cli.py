@@ -18,13 +18,13 @@ Under ``torchrun`` every process runs this same command (see
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from core.events import Failed, Finished, format_event
 from core.hparams import SamplingConfig, TrainConfig, add_arguments, from_namespace, param_specs
+from core.interrupt import sigint_handled_by
 from core.resume import merge_resume, saved_train_config
 
 EXIT_OK = 0
@@ -133,27 +133,25 @@ def train_main(argv: Sequence[str] | None = None) -> int:
         print(f"{prog}: aborted by a second Ctrl+C without saving; {kept}", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
 
-    previous = _install_sigint(on_sigint)
     code = EXIT_FAILED
     try:
-        for event in trainer.run():
-            line = format_event(event, config.log_every)
-            if isinstance(event, Failed):
-                if len(interrupted) > 1:  # the abort surfaced as a failure (e.g. of the save it cut short)
-                    return aborted()
-                code = EXIT_USAGE if event.kind in USAGE_KINDS else EXIT_FAILED
-                print(f"{prog}: error: {event.message}", file=sys.stderr, flush=True)
-                if event.last_checkpoint:
-                    print(f"Last good checkpoint: {event.last_checkpoint}", file=sys.stderr, flush=True)
-            elif line is not None and rank == 0:
-                print(line, flush=True)
-            if isinstance(event, Finished):
-                # distributed: a Ctrl+C on any one rank stopped all of them
-                code = EXIT_INTERRUPTED if (event.stopped and (interrupted or distributed)) else EXIT_OK
+        with sigint_handled_by(on_sigint):
+            for event in trainer.run():
+                line = format_event(event, config.log_every)
+                if isinstance(event, Failed):
+                    if len(interrupted) > 1:  # the abort surfaced as a failure (e.g. of the save it cut short)
+                        return aborted()
+                    code = EXIT_USAGE if event.kind in USAGE_KINDS else EXIT_FAILED
+                    print(f"{prog}: error: {event.message}", file=sys.stderr, flush=True)
+                    if event.last_checkpoint:
+                        print(f"Last good checkpoint: {event.last_checkpoint}", file=sys.stderr, flush=True)
+                elif line is not None and rank == 0:
+                    print(line, flush=True)
+                if isinstance(event, Finished):
+                    # distributed: a Ctrl+C on any one rank stopped all of them
+                    code = EXIT_INTERRUPTED if (event.stopped and (interrupted or distributed)) else EXIT_OK
     except KeyboardInterrupt:
         return aborted()
-    finally:
-        _restore_sigint(previous)
     return code
 
 
@@ -168,22 +166,6 @@ def _with_bundled_corpus(config: TrainConfig, quiet: bool = False) -> TrainConfi
     if not quiet:
         print(f"{config.data_path} not found here; using the bundled corpus {path}", file=sys.stderr)
     return config.replace(data_path=str(path))
-
-
-def _install_sigint(handler):
-    try:
-        return signal.signal(signal.SIGINT, handler)
-    except ValueError:  # not the main thread (e.g. called from a test or a worker)
-        return None
-
-
-def _restore_sigint(previous) -> None:
-    if previous is None:
-        return
-    try:
-        signal.signal(signal.SIGINT, previous)
-    except ValueError:
-        pass
 
 
 # -- generation -------------------------------------------------------------------

@@ -13,6 +13,26 @@ from contextlib import contextmanager
 
 
 @contextmanager
+def sigint_handled_by(handler: Callable) -> Iterator[None]:
+    """Install ``handler`` for SIGINT while inside, then put back the one before it.
+
+    Outside the main thread (Python allows signal handlers only there) it does nothing.
+    """
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            try:
+                signal.signal(signal.SIGINT, previous)
+            except ValueError:
+                pass
+
+
+@contextmanager
 def stop_on_first_ctrl_c(stop: Callable[[], None], message: str) -> Iterator[list[bool]]:
     """While inside, the first SIGINT prints ``message`` and calls ``stop()``; the second
     raises :class:`KeyboardInterrupt`. Yields a list that holds ``True`` once interrupted."""
@@ -24,15 +44,5 @@ def stop_on_first_ctrl_c(stop: Callable[[], None], message: str) -> Iterator[lis
         stop()
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    try:
-        previous = signal.signal(signal.SIGINT, handler)
-    except ValueError:  # not the main thread
-        previous = None
-    try:
+    with sigint_handled_by(handler):
         yield interrupted
-    finally:
-        if previous is not None:
-            try:
-                signal.signal(signal.SIGINT, previous)
-            except ValueError:
-                pass
