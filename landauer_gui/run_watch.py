@@ -207,8 +207,12 @@ class RunWatch(QFrame):
             elif isinstance(ev, EvalMetrics):
                 view.plot.add_eval(ev.step, ev.content, ev.energy)
         events += self._new_checkpoints()
+        bar = view.log.verticalScrollBar()
+        at_end = bar.value() >= bar.maximum() - 2
         view.log.add_events(events)
         self._show_state()
+        if at_end:  # a burst of lines (the whole run so far) keeps the newest in view
+            bar.setValue(bar.maximum())
 
     def _read_config(self) -> None:
         info = read_config(self._run) or {}
