@@ -120,6 +120,9 @@ class RunsPanel(QWidget):
         self.delete_button.setToolTip("Delete the selected runs' folders (asks first; "
                                       "a run being trained is never deleted)")
         self.delete_button.clicked.connect(self.delete_selected)
+        self.show_button = QPushButton("Show curves", self)
+        self.show_button.setToolTip("Tick the selected runs: overlay their curves on the plots")
+        self.show_button.clicked.connect(self.show_selected)
         self.hide_button = QPushButton("Hide curves", self)
         self.hide_button.setToolTip("Untick every run: remove past runs from the plots")
         self.hide_button.clicked.connect(lambda: self.set_checked([]))
@@ -134,7 +137,8 @@ class RunsPanel(QWidget):
         self.refresh_button.clicked.connect(self.refresh)
 
         buttons = stretched_row(self.hint, self.watch_button, self.rename_button, self.delete_button,
-                                self.hide_button, self.folders_button, self.refresh_button)
+                                self.show_button, self.hide_button, self.folders_button,
+                                self.refresh_button)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.table, 1)
@@ -310,6 +314,7 @@ class RunsPanel(QWidget):
         self.watch_button.setEnabled(n == 1)
         self.rename_button.setEnabled(n == 1)
         self.delete_button.setEnabled(n >= 1)
+        self.show_button.setEnabled(n >= 1)
 
     # -- watched folders --------------------------------------------------------------------
 

@@ -94,7 +94,7 @@ def test_watch_flag_opens_on_the_run(qtbot, monkeypatch, tmp_path):
         from landauer_gui.engine import engine
 
         engine(start=False).release()
-        (w,) = [x for x in QApplication.topLevelWidgets() if isinstance(x, MainWindow)]
+        (w,) = [x for x in QApplication.topLevelWidgets() if isinstance(x, MainWindow) and x not in before]
         tv = w.train_view
         seen.update(tab=w.tabs.currentIndex(), watching=tv.watch.run_dir(), points=len(tv.plot.live.train),
                     listed=[r.path for r in tv.runs.records()], watched=tv.runs.watched_folders())
@@ -103,6 +103,7 @@ def test_watch_flag_opens_on_the_run(qtbot, monkeypatch, tmp_path):
         w.deleteLater()
         return 0
 
+    before = set(QApplication.topLevelWidgets())
     monkeypatch.setattr(type(QApplication.instance()), "exec", fake_exec)
     assert studio_app.main(["--watch", str(run)]) == 0
     assert seen["tab"] == TRAIN_TAB and seen["watching"] == run and seen["points"] == 30
