@@ -7,7 +7,8 @@ engine…" until then).
 
 ``--self-test`` runs the packaged self-check (``landauer_gui.selftest``) instead
 of opening the window, so an installer or a frozen bundle can be verified
-headless. Other arguments are left to Qt (``-platform``, ``-style``, …).
+headless. ``--watch RUN_DIR`` opens on the Train view following that run live
+(one another process writes). Other arguments are left to Qt (``-platform``, ``-style``, …).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="landauer-studio", description="Train and sample the Landauer LLM.")
     parser.add_argument("--self-test", action="store_true",
                         help="check the installation without opening a window, then exit")
+    parser.add_argument("--watch", metavar="RUN_DIR",
+                        help="open on this run folder (or folder of runs) and follow it live while "
+                        "another process trains into it")
     parser.add_argument("--exit-after-first-paint", action="store_true", help=argparse.SUPPRESS)
     return parser
 
@@ -84,12 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     loader = engine(start=False)
     loader.hold()  # torch competes for the interpreter: load it once the window is on screen
     window = MainWindow()
+    if args.watch:
+        window.watch_run(args.watch)  # a bad folder is said in the banner; the window still opens
     window.show()
 
     def painted() -> None:
+        torch_state = "loaded" if "torch" in sys.modules else "not loaded"  # before the engine starts
         loader.release()
         if args.exit_after_first_paint:
-            torch_state = "loaded" if "torch" in sys.modules else "not loaded"
             print(f"{FIRST_PAINT_LINE} {time.perf_counter() - t0:.3f}s after main(), torch {torch_state}",
                   flush=True)
             window.close()

@@ -84,6 +84,9 @@ class MainWindow(QMainWindow):
         tv = self.train_view
         self.open_action = self._action("&Open checkpoint…", self.open_checkpoint, QKeySequence.StandardKey.Open,
                                         "Add a checkpoint to the Generate view")
+        self.open_run_action = self._action("Open &run folder…", self.open_run_folder_dialog, "Ctrl+Shift+O",
+                                            "List a run folder (or a folder of runs) in the run history "
+                                            "and watch a run live as another process writes it")
         self.load_preset_action = self._action("&Load preset…", tv.presets.load_dialog)
         self.save_preset_action = self._action("&Save preset…", tv.presets.save_dialog)
         self.export_png_action = self._action("Export plot as &PNG…", self.export_png_dialog)
@@ -104,6 +107,7 @@ class MainWindow(QMainWindow):
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
         file_menu.addAction(self.open_action)
+        file_menu.addAction(self.open_run_action)
         file_menu.addSeparator()
         file_menu.addAction(self.load_preset_action)
         file_menu.addAction(self.save_preset_action)
@@ -169,6 +173,15 @@ class MainWindow(QMainWindow):
     def open_checkpoint(self) -> None:
         self.show_view(GENERATE_TAB)
         self.generate_view.open_checkpoint_dialog()
+
+    def open_run_folder_dialog(self) -> None:
+        self.show_view(TRAIN_TAB)
+        self.train_view.runs.open_folder_dialog()
+
+    def watch_run(self, path: str | Path) -> bool:
+        """List ``path`` in the run history and, if it is a run, follow it live (``--watch``)."""
+        self.show_view(TRAIN_TAB)
+        return self.train_view.runs.add_folder(path) is not None
 
     def export_png_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export plot", str(Path.home() / "landauer-curves.png"),

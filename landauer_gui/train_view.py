@@ -42,6 +42,7 @@ from landauer_gui.param_form import ParamForm
 from landauer_gui.plots import MetricsPlot
 from landauer_gui.preset_picker import PresetPicker
 from landauer_gui.run_controls import RunControls
+from landauer_gui.run_watch import RunWatch
 from landauer_gui.runs import RunsPanel
 from landauer_gui.widgets import Banner
 
@@ -126,11 +127,20 @@ class TrainView(QWidget):
         self.runs = RunsPanel(self)  # reads run folders through core.runs: no torch needed
         self.runs.show_requested.connect(self.plot.set_overlays)
         self.bottom_tabs.addTab(self.runs, "Run history")
+        # A run another process writes, shown like a live run (landauer_gui/run_watch.py).
+        self.watch = RunWatch(self)
+        self.watch.error.connect(self.show_error)
+        self.watch.message.connect(self.status_message)
+        self.runs.watch_requested.connect(self.watch.watch)
+        self.runs.deleted.connect(self.watch.forget)
+        self.runs.error.connect(self.show_error)
+        self.runs.message.connect(self.status_message)
 
         right_top = QWidget(self)
         rt = QVBoxLayout(right_top)
         rt.setContentsMargins(0, 0, 0, 0)
         rt.addWidget(self.controls)
+        rt.addWidget(self.watch)
         rt.addWidget(self.plot, 1)
         self.right_splitter = QSplitter(Qt.Orientation.Vertical, self)
         self.right_splitter.addWidget(right_top)
@@ -317,6 +327,7 @@ class TrainView(QWidget):
                           device=self.device_combo.name(), save_dir=str(run_dir),
                           resume=self._resume_path or "")
         self._run_dir = run_dir
+        self.watch.stop()
         self.log.log_every = cfg.log_every
         start_step = self._resume_step if self._resume_path else 0
         self.plot.clear()

@@ -6,6 +6,7 @@ import csv
 
 import numpy as np
 import pytest
+from PySide6.QtCore import Qt
 
 from core.resources import runs_dir
 from landauer_gui.plots import MetricsPlot, SeriesBuffer, ema_into
@@ -78,10 +79,13 @@ def test_runs_panel_shows_and_compares(qtbot):
     fake_run(runs_dir() / "b", steps=20)
     panel = RunsPanel()
     qtbot.addWidget(panel)
-    assert panel.tree.topLevelItemCount() == 2
-    assert not panel.show_button.isEnabled()
+    assert panel.table.rowCount() == 2
+    assert not panel.delete_button.isEnabled()
     panel.select([runs_dir() / "a", runs_dir() / "b"])
-    assert panel.show_button.text() == "Compare"
+    assert panel.delete_button.isEnabled() and not panel.rename_button.isEnabled()
     with qtbot.waitSignal(panel.show_requested) as sig:
-        panel.show_button.click()
+        panel.show_selected()
     assert sorted(c.label for c in sig.args[0]) == ["a", "b"]
+    with qtbot.waitSignal(panel.show_requested) as sig:  # unticking a run removes its curves
+        panel.table.item(panel.row_of(runs_dir() / "a"), 0).setCheckState(Qt.CheckState.Unchecked)
+    assert [c.label for c in sig.args[0]] == ["b"]
