@@ -52,8 +52,8 @@ from PySide6.QtWidgets import (
 from core import resources
 from core.checkpoint import CheckpointError, load_model, read_info
 from core.device import detect_devices
-from core.generate import PromptError, TextGenerator
 from core.hparams import SamplingConfig
+from core.sampling import PromptError, TextGenerator
 from landauer_gui.param_form import ParamForm
 from landauer_gui.widgets import Banner, stretched_row
 from landauer_gui.workers import BackgroundIterator
