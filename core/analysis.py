@@ -169,10 +169,12 @@ def analyse_text(model: LandauerLLM, itos: Mapping, text: str, *, keep_hidden: b
         if hidden is not None:
             for layer, trace in enumerate(traces):
                 hidden[layer, start:stop] = trace.float().cpu().numpy()
-        # Motion of step t (reading char t) for t in [max(start,1), stop): needs the state before.
-        prev = top[:-1] if start == 0 else torch.cat([state[-1:], top[:-1]])
-        cur = top[1:] if start == 0 else top
-        motion[max(start, 1) - 1:stop - 1] = ((cur - prev) ** 2).mean(dim=1).float().cpu().numpy()
+        # Motion of reading char t needs the state before it: the previous chunk's last one.
+        if start > 0:
+            motion[start - 1] = float(((top[0] - state[-1]) ** 2).mean())
+        if stop - start > 1:
+            step = top[1:] - top[:-1]
+            motion[start:stop - 1] = (step * step).mean(dim=1).float().cpu().numpy()
         state = torch.stack([trace[-1] for trace in traces])
         # Position t predicts char t+1; the last character predicts nothing here.
         last = min(stop, n - 1)
@@ -182,7 +184,7 @@ def analyse_text(model: LandauerLLM, itos: Mapping, text: str, *, keep_hidden: b
             target = ids_dev[start + 1:last + 1].unsqueeze(1)
             probs[start:last] = torch.exp(logp).cpu().numpy()
             surprise[start:last] = (-logp.gather(1, target)).squeeze(1).cpu().numpy()
-            rank[start:last] = (1 + (logits > logits.gather(1, target)).sum(dim=1)).cpu().numpy()
+            rank[start:last] = (1 + torch.count_nonzero(logits > logits.gather(1, target), dim=1)).cpu().numpy()
     return TextAnalysis(text=text, ids=ids.numpy(), itos=itos, probs=probs, surprise=surprise,
                         rank=rank, motion=motion, hidden=hidden,
                         temperature=None if temperature is None else float(temperature))
