@@ -23,12 +23,9 @@ from PySide6.QtWidgets import (
 from core import __version__
 from core.resources import resource_path, user_data_dir
 from landauer_gui import settings
+from landauer_gui.engine import LOADING_TEXT, engine
+from landauer_gui.generate_view import GenerateView
 from landauer_gui.train_view import TrainView
-
-try:
-    from landauer_gui.generate_view import GenerateView
-except ImportError:  # pragma: no cover - only while the Generate view is being written
-    GenerateView = None  # type: ignore[assignment,misc]
 
 APP_TITLE = "Landauer Studio"
 TRAIN_TAB, GENERATE_TAB = 0, 1
@@ -49,8 +46,7 @@ class MainWindow(QMainWindow):
             pass
 
         self.train_view = TrainView(self)
-        self.generate_view = GenerateView(self) if GenerateView is not None else QLabel(
-            "The Generate view is not available in this build.", self)
+        self.generate_view = GenerateView(self)
         self.tabs = QTabWidget(self)
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.train_view, "Train")
@@ -61,6 +57,10 @@ class MainWindow(QMainWindow):
         self.device_label.setToolTip("The device training runs on")
         self.statusBar().addPermanentWidget(self.device_label)
         self.device_label.setText(self.train_view.device_description())
+        if not engine().is_ready():
+            self.statusBar().showMessage(LOADING_TEXT)
+            engine().ready.connect(self.statusBar().clearMessage)
+            engine().failed.connect(self.statusBar().showMessage)
 
         self._build_actions()
         self._connect()
@@ -84,8 +84,8 @@ class MainWindow(QMainWindow):
         tv = self.train_view
         self.open_action = self._action("&Open checkpoint…", self.open_checkpoint, QKeySequence.StandardKey.Open,
                                         "Add a checkpoint to the Generate view")
-        self.load_preset_action = self._action("&Load preset…", tv.load_preset_dialog)
-        self.save_preset_action = self._action("&Save preset…", tv.save_preset_dialog)
+        self.load_preset_action = self._action("&Load preset…", tv.presets.load_dialog)
+        self.save_preset_action = self._action("&Save preset…", tv.presets.save_dialog)
         self.export_png_action = self._action("Export plot as &PNG…", self.export_png_dialog)
         self.export_csv_action = self._action("Export plot data as &CSV…", self.export_csv_dialog)
         self.quit_action = self._action("&Quit", self.close, "Ctrl+Q")
@@ -133,22 +133,22 @@ class MainWindow(QMainWindow):
         tv.status_message.connect(lambda text: self.statusBar().showMessage(text, 5000))
         tv.error_shown.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.tabs.currentChanged.connect(self._on_tab_changed)
-        # Start's enabled state follows the corpus loader too; a cheap poll keeps the menu honest.
-        tv.start_button.installEventFilter(self)
+        # Start's enabled state follows the corpus loader and the engine too.
+        tv.controls.start_button.installEventFilter(self)
         self._update_actions()
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt override)
-        if obj is self.train_view.start_button and event.type() == event.Type.EnabledChange:
+        if obj is self.train_view.controls.start_button and event.type() == event.Type.EnabledChange:
             self._update_actions()
         return super().eventFilter(obj, event)
 
     def _update_actions(self, *_) -> None:
-        tv = self.train_view
+        tv, controls = self.train_view, self.train_view.controls
         running = tv.is_running()
-        self.start_action.setEnabled(tv.start_button.isEnabled())
-        self.pause_action.setEnabled(tv.pause_button.isEnabled())
+        self.start_action.setEnabled(controls.start_button.isEnabled())
+        self.pause_action.setEnabled(controls.pause_button.isEnabled())
         self.pause_action.setText("&Resume" if tv.is_paused() else "&Pause")
-        self.stop_action.setEnabled(tv.stop_button.isEnabled())
+        self.stop_action.setEnabled(controls.stop_button.isEnabled())
         self.resume_action.setEnabled(not running)
         self.load_preset_action.setEnabled(not running)
 
@@ -164,21 +164,11 @@ class MainWindow(QMainWindow):
     # -- slots ------------------------------------------------------------------------------
 
     def _on_checkpoint_saved(self, path: str) -> None:
-        gv = self.generate_view
-        if hasattr(gv, "add_checkpoint"):
-            gv.add_checkpoint(path, select=False)
-        elif hasattr(gv, "refresh"):
-            gv.refresh()
+        self.generate_view.add_checkpoint(path, select=False)
 
     def open_checkpoint(self) -> None:
         self.show_view(GENERATE_TAB)
-        gv = self.generate_view
-        if hasattr(gv, "open_checkpoint_dialog"):
-            gv.open_checkpoint_dialog()
-            return
-        path, _ = QFileDialog.getOpenFileName(self, "Open checkpoint", "", "Checkpoints (*.pth)")
-        if path and hasattr(gv, "add_checkpoint"):
-            gv.add_checkpoint(path)
+        self.generate_view.open_checkpoint_dialog()
 
     def export_png_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export plot", str(Path.home() / "landauer-curves.png"),
@@ -237,8 +227,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Training did not stop in time; still waiting…")
             event.ignore()
             return
-        gv = self.generate_view
-        if hasattr(gv, "shutdown"):
-            gv.shutdown()
+        self.generate_view.shutdown()
+        engine().wait(CLOSE_WAIT_MS)  # closed while the engine loads: let its thread end
         self.save_state()
         event.accept()

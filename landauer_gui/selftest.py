@@ -170,7 +170,7 @@ def _train(app, window, deadline: float) -> tuple[str, str, float, float]:
     tv.checkpoint_saved.connect(saved.append)
     tv.error_shown.connect(errors.append)
 
-    tv.use_bundled_corpus()
+    tv.corpus_picker.use_bundled()
     tv.form.set_values(tv.form.values().replace(**TINY_MODEL))
     try:  # Start is blocked while the corpus is read in the background, or when it is unusable
         _wait(app, lambda: not tv.start_blockers(), min(deadline, time.monotonic() + CORPUS_WAIT_S),

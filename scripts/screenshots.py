@@ -48,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     w.resize(width, height)
     w.show()
     tv = w.train_view
-    _wait(app, lambda: tv._corpus_loader is None, 60)
-    tv.apply_preset(PRESET)  # the published defaults
+    _wait(app, lambda: not tv.corpus_picker.is_loading(), 60)
+    tv.presets.apply(PRESET)  # the published defaults
     tv.form.set_values(tv.form.values().replace(steps=args.steps, eval_every=100, save_every=500))
     assert tv.start(), tv.start_blockers()
     _wait(app, lambda: not tv.is_running(), 900)

@@ -14,14 +14,8 @@ from PySide6.QtWidgets import QApplication
 from core import resources
 from core.checkpoint import build_payload, save_checkpoint
 from core.model import LandauerLLM
-from landauer_gui.generate_view import (
-    COL_LOSS,
-    COL_RUN,
-    COL_SIZE,
-    COL_STEP,
-    COL_VOCAB,
-    GenerateView,
-)
+from landauer_gui.checkpoint_table import COL_LOSS, COL_RUN, COL_SIZE, COL_STEP, COL_VOCAB
+from landauer_gui.generate_view import GenerateView
 
 TIMEOUT_MS = 60_000  # the first sample of a session compiles the CPU kernels
 

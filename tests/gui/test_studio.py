@@ -35,7 +35,7 @@ def corpus(tmp_path) -> Path:
 
 
 def _wait_corpus(qtbot, tv) -> None:
-    qtbot.waitUntil(lambda: tv._corpus_loader is None, timeout=10_000)
+    qtbot.waitUntil(lambda: not tv.corpus_picker.is_loading(), timeout=10_000)
 
 
 @pytest.fixture
@@ -44,11 +44,11 @@ def window(qtbot, corpus):
     qtbot.addWidget(w)
     w.show()
     tv = w.train_view
-    tv.set_corpus(str(corpus))
+    tv.corpus_picker.set_corpus(str(corpus))
     _wait_corpus(qtbot, tv)
     tv.form.set_values(tv.form.values().replace(steps=40, **TINY))
     tv.device_combo.setCurrentIndex(tv.device_combo.findData("cpu"))
-    assert tv.start_button.isEnabled(), tv.start_blockers()
+    assert tv.controls.start_button.isEnabled(), tv.start_blockers()
     yield w
     if tv.is_running():
         tv.stop_and_wait(30_000)
@@ -69,14 +69,14 @@ def _type(qtbot, box, text: str) -> None:
 def test_invalid_value_disables_start_with_the_reason(qtbot, window):
     tv = window.train_view
     _type(qtbot, tv.form.widget("hidden_dim"), "0")
-    assert not tv.start_button.isEnabled()
+    assert not tv.controls.start_button.isEnabled()
     assert not window.start_action.isEnabled()
-    assert tv.start_reason.isVisible()
-    assert "hidden_dim must be at least 1" in tv.start_reason.text()
+    assert tv.controls.start_reason.isVisible()
+    assert "hidden_dim must be at least 1" in tv.controls.start_reason.text()
     assert tv.start() is False
     _type(qtbot, tv.form.widget("hidden_dim"), "16")
-    assert tv.start_button.isEnabled() and window.start_action.isEnabled()
-    assert not tv.start_reason.isVisible()
+    assert tv.controls.start_button.isEnabled() and window.start_action.isEnabled()
+    assert not tv.controls.start_reason.isVisible()
 
 
 def _bad_corpus(folder: Path, kind: str) -> Path:
@@ -95,12 +95,12 @@ def _bad_corpus(folder: Path, kind: str) -> Path:
 ])
 def test_unusable_corpus_is_explained_and_blocks_start(qtbot, window, tmp_path, kind, expected):
     tv = window.train_view
-    tv.set_corpus(str(_bad_corpus(tmp_path, kind)))
+    tv.corpus_picker.set_corpus(str(_bad_corpus(tmp_path, kind)))
     _wait_corpus(qtbot, tv)
-    assert not tv.start_button.isEnabled()
-    assert expected in tv.start_reason.text()
+    assert not tv.controls.start_button.isEnabled()
+    assert expected in tv.controls.start_reason.text()
     if kind != "short":  # a short text loads; only the sequence length is refused
-        assert expected in tv.corpus_info.text() and "color" in tv.corpus_info.styleSheet()
+        assert expected in tv.corpus_picker.info.text() and "color" in tv.corpus_picker.info.styleSheet()
     assert not tv.is_running()
 
 
@@ -108,7 +108,7 @@ def test_corpus_summary_is_shown(window, corpus):
     tv = window.train_view
     c = tv.corpus()
     assert c is not None
-    text = tv.corpus_info.text()
+    text = tv.corpus_picker.info.text()
     assert f"{len(c.text):,} characters" in text and f"vocabulary {c.vocab_size}" in text
     assert f"{len(c.train_data):,} train / {len(c.val_data):,} validation" in text
 
@@ -118,12 +118,12 @@ def test_corpus_summary_is_shown(window, corpus):
 
 def test_benchmark_presets_match_the_published_rows(window):
     tv = window.train_view
-    names = tv.preset_names()
+    names = tv.presets.names()
     assert names[0] == "Quick smoke test"
     defaults = TrainConfig()
 
     def applied(prefix):
-        tv.apply_preset(next(n for n in names if n.startswith(prefix)))
+        tv.presets.apply(next(n for n in names if n.startswith(prefix)))
         return tv.form.values()
 
     keys = ("batch_size", "seq_len", "embed_dim", "hidden_dim", "num_layers", "phase_scaling",
@@ -143,16 +143,16 @@ def test_benchmark_presets_match_the_published_rows(window):
 def test_presets_save_and_load(qtbot, window, tmp_path):
     tv = window.train_view
     tv.form.set_values(tv.form.values().replace(hidden_dim=24, lr=5e-4))
-    path = tv.save_preset(tmp_path / "mine")
+    path = tv.presets.save(tmp_path / "mine")
     assert path.suffix == ".json"
     assert json.loads(path.read_text())["config"]["hidden_dim"] == 24
     tv.form.set_values(tv.form.values().replace(hidden_dim=99, lr=1e-2))
-    assert tv.load_preset(path)
+    assert tv.presets.load(path)
     assert tv.form.values().hidden_dim == 24 and tv.form.values().lr == pytest.approx(5e-4)
-    assert tv.preset_combo.currentText() == "mine"
+    assert tv.presets.combo.currentText() == "mine"
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    assert not tv.load_preset(bad)
+    assert not tv.presets.load(bad)
     assert "bad.json is not a JSON preset" in tv.banner.text()
 
 
@@ -166,7 +166,7 @@ def test_window_state_is_remembered(qtbot, isolated_home, corpus):
     w.resize(1000, 650)
     w.show_view(GENERATE_TAB)
     tv = w.train_view
-    tv.set_corpus(str(corpus))
+    tv.corpus_picker.set_corpus(str(corpus))
     _wait_corpus(qtbot, tv)
     tv.form.set_values(tv.form.values().replace(hidden_dim=48))
     w.close()
@@ -218,23 +218,23 @@ def test_train_pause_resume_stop(qtbot, window):
     tv.form.set_values(tv.form.values().replace(steps=100_000))
     told = []
     window.generate_view.add_checkpoint = lambda path, select=True: told.append(path)
-    tv.start_button.click()
-    assert tv.is_running() and not tv.start_button.isEnabled() and not tv.form.isEnabled()
+    tv.controls.start_button.click()
+    assert tv.is_running() and not tv.controls.start_button.isEnabled() and not tv.form.isEnabled()
     qtbot.waitUntil(lambda: len(tv.plot.live.train) >= 12 and len(tv.plot.live.val) >= 1, timeout=30_000)
-    assert tv.progress.value() >= 12 and tv.progress.maximum() == 100_000
-    assert "tokens/s" in tv.stats.text() and "ETA" in tv.stats.text()
+    assert tv.controls.progress.value() >= 12 and tv.controls.progress.maximum() == 100_000
+    assert "tokens/s" in tv.controls.stats.text() and "ETA" in tv.controls.stats.text()
     qtbot.waitUntil(lambda: tv.plot._items.get((0, "train", 0)) is not None, timeout=2000)
 
-    tv.pause_button.click()
-    qtbot.waitUntil(lambda: "Paused at step" in tv.stats.text(), timeout=10_000)
-    assert tv.pause_button.text() == "Resume" and window.pause_action.text() == "&Resume"
-    held = tv.progress.value()
+    tv.controls.pause_button.click()
+    qtbot.waitUntil(lambda: "Paused at step" in tv.controls.stats.text(), timeout=10_000)
+    assert tv.controls.pause_button.text() == "Resume" and window.pause_action.text() == "&Resume"
+    held = tv.controls.progress.value()
     qtbot.wait(300)
-    assert tv.progress.value() == held
-    tv.pause_button.click()
-    qtbot.waitUntil(lambda: tv.progress.value() > held, timeout=10_000)
+    assert tv.controls.progress.value() == held
+    tv.controls.pause_button.click()
+    qtbot.waitUntil(lambda: tv.controls.progress.value() > held, timeout=10_000)
 
-    stop_at = tv.progress.value()
+    stop_at = tv.controls.progress.value()
     window.stop_action.trigger()
     _wait_finished(qtbot, tv)
     log = tv.log.toPlainText()
@@ -245,7 +245,7 @@ def test_train_pause_resume_stop(qtbot, window):
     ckpts = sorted(run.glob("landauer_llm_step*.pth"), key=lambda p: p.stat().st_mtime)
     assert ckpts and told[-1] == str(ckpts[-1])
     assert int(ckpts[-1].stem.removeprefix("landauer_llm_step")) >= stop_at
-    assert tv.start_button.isEnabled() and tv.form.isEnabled()
+    assert tv.controls.start_button.isEnabled() and tv.form.isEnabled()
     assert tv.runs.records()[0].path == run
     tv.runs.select([run])  # reopen the finished run's curves from its folder
     tv.runs.show_button.click()
@@ -265,16 +265,16 @@ def test_resume_from_checkpoint_continues_the_run(qtbot, window):
     tv.form.set_values(tv.form.values().replace(hidden_dim=20))  # prepare_resume restores 16
     assert tv.prepare_resume(ckpt)
     assert tv.form.values().hidden_dim == 16
-    assert "already at step 10" in tv.start_reason.text()  # steps must be raised first
+    assert "already at step 10" in tv.controls.start_reason.text()  # steps must be raised first
     tv.form.set_values(tv.form.values().replace(steps=14))
     assert tv.start()
-    assert tv.progress.value() == 10
+    assert tv.controls.progress.value() == 10
     _wait_finished(qtbot, tv)
     assert tv.run_dir() == run  # same folder: metrics.jsonl continues
     assert (run / "landauer_llm_step14.pth").is_file()
     assert "steps 10->14" in tv.log.toPlainText()
     assert tv.banner.text() == ""
-    assert not tv.resume_label.isVisible()
+    assert not tv.controls.resume_label.isVisible()
 
 
 @pytest.mark.parametrize("kind", ["random bytes", "hostile pickle", "original format"])
@@ -303,7 +303,7 @@ def test_resume_refuses_unusable_checkpoints(qtbot, window, tmp_path, golden_dir
     assert expected in tv.banner.text()
     assert not marker.exists()
     assert tv.form.values() == before  # nothing was half-applied
-    assert tv.start_button.isEnabled()
+    assert tv.controls.start_button.isEnabled()
 
 
 def test_nan_loss_is_reported_and_the_window_stays_usable(qtbot, window, monkeypatch):
@@ -325,7 +325,7 @@ def test_nan_loss_is_reported_and_the_window_stays_usable(qtbot, window, monkeyp
     assert "Training failed at step 4" in tv.banner.text()
     assert "lower learning rate" in tv.banner.text()
     assert "Training failed at step 4:" in tv.log.toPlainText()
-    assert tv.start_button.isEnabled() and tv.form.isEnabled()
+    assert tv.controls.start_button.isEnabled() and tv.form.isEnabled()
     tv.banner.hide()
     window.show_view(GENERATE_TAB)
     window.show_view(TRAIN_TAB)
@@ -376,7 +376,7 @@ def test_full_disk_is_reported_and_the_last_checkpoint_stays_good(qtbot, window,
     model, _, info = load_model(saved[0])  # the last good checkpoint is intact
     assert info.step == 10
     assert not list(Path(saved[0]).parent.glob(".*.tmp"))  # no half-written leftovers
-    assert tv.start_button.isEnabled() and tv.form.isEnabled()
+    assert tv.controls.start_button.isEnabled() and tv.form.isEnabled()
 
 
 def test_ui_stays_responsive_while_training(qtbot, window, capsys):
@@ -388,7 +388,7 @@ def test_ui_stays_responsive_while_training(qtbot, window, capsys):
     probe.start()
     qtbot.wait(2500)
     probe.stop()
-    steps = tv.progress.value()
+    steps = tv.controls.progress.value()
     tv.stop()
     _wait_finished(qtbot, tv)
     stats = probe.stats_ms()
@@ -403,11 +403,11 @@ def test_closing_mid_run_stops_and_saves(qtbot, window):
     tv = window.train_view
     tv.form.set_values(tv.form.values().replace(steps=100_000, save_every=0, eval_every=0))
     tv.start()
-    qtbot.waitUntil(lambda: tv.progress.value() >= 3, timeout=30_000)
+    qtbot.waitUntil(lambda: tv.controls.progress.value() >= 3, timeout=30_000)
     run = tv.run_dir()
     t0 = time.monotonic()
     window.close()
-    assert not tv.is_running() or tv._worker is None or not tv._worker._thread.isRunning()
+    assert not tv.is_running() or not tv.controls.slot.thread_running()
     assert time.monotonic() - t0 < 30
     ckpts = list(run.glob("landauer_llm_step*.pth"))
     assert len(ckpts) == 1  # the stop checkpoint: save_every=0 saves nothing else
