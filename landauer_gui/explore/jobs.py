@@ -6,7 +6,7 @@ text happens here, also the preparation the UI would otherwise do (per
 character arrays, colour scales, newline positions), so receiving a result
 costs the UI thread a few milliseconds whatever the text's length.
 Expected failures (an unreadable file, characters the model does not know)
-become a :class:`Problem` item worded for the person at the screen.
+become a :class:`~landauer_gui.generation.Problem` item worded for the person at the screen.
 torch and the analysis engine are imported inside the jobs, never when the
 window is built.
 """
@@ -31,27 +31,11 @@ from landauer_gui.explore.colours import (
     surprise_scale,
 )
 from landauer_gui.explore.text_pane import newline_positions
+from landauer_gui.generation import Loaded, Problem
 
 # States of every layer cost L*H floats per character; beyond this many floats
 # (256 MB) only a leading window of the text keeps them.
 HIDDEN_BUDGET = 64 * 1024 * 1024
-
-
-@dataclass
-class Problem:
-    """An expected failure, worded for the person at the screen."""
-
-    message: str
-
-
-@dataclass
-class Loaded:
-    """A model loaded on the worker thread, handed back so the view can reuse it."""
-
-    key: tuple
-    model: Any
-    itos: dict[int, str]
-    info: Any
 
 
 @dataclass
@@ -156,9 +140,10 @@ def analysis_items(path: str, device: str, key: tuple, cached: tuple | None, tex
 def compare_items(path: str, device: str, first: Any) -> Iterator[object]:
     """Analyse ``first``'s text with another checkpoint; yields ``Compared`` or ``Problem``."""
     from core.analysis import analyse_text, compare
+    from core.checkpoint import load_model
 
     try:
-        model, itos, _info = next(_load(path, device, None, ()))
+        model, itos, _info = load_model(path, device)
         second = analyse_text(model, itos, first.text, keep_hidden=False)
         delta = per_char(compare(first, second) / math.log(2.0))
     except (OSError, ValueError) as exc:

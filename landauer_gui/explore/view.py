@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QCloseEvent, QFontDatabase
+from PySide6.QtGui import QCloseEvent, QColor, QFontDatabase, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
@@ -771,12 +771,18 @@ class ExploreView(QWidget):
             self._problem = item.message
 
     def _flush_branch(self) -> None:
+        """Redraw the branch: the text before it (grey), the chosen character, the continuation."""
         prefix = self._branch_prefix
         head = prefix[max(0, len(prefix) - 1 - 160):-1]
-        self.branch_output.setHtml(
-            f"<span style='color:#888'>{_escape(head)}</span>"
-            f"<b style='color:#c81e78'>{_escape(prefix[-1:])}</b>"
-            f"<span>{_escape(''.join(self._branch_chars))}</span>")
+        self.branch_output.clear()
+        cursor = QTextCursor(self.branch_output.document())
+        for part, colour, weight in ((head, "#888888", 400), (prefix[-1:], "#c81e78", 700),
+                                     ("".join(self._branch_chars), "#141414", 400)):
+            fmt = QTextCharFormat()
+            fmt.setForeground(QColor(colour))
+            fmt.setFontWeight(weight)
+            cursor.insertText(part, fmt)
+        self.branch_output.moveCursor(QTextCursor.MoveOperation.End)
 
     def _on_branch_finished(self) -> None:
         self._branch_timer.stop()
