@@ -89,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     def painted() -> None:
         loader.release()
         if args.exit_after_first_paint:
-            print(f"{FIRST_PAINT_LINE} {time.perf_counter() - t0:.3f}s after main()", flush=True)
+            torch_state = "loaded" if "torch" in sys.modules else "not loaded"
+            print(f"{FIRST_PAINT_LINE} {time.perf_counter() - t0:.3f}s after main(), torch {torch_state}",
+                  flush=True)
             window.close()
 
     _after_first_paint(window, painted)

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
@@ -47,6 +47,18 @@ if TYPE_CHECKING:
     from core.data import Corpus
 
 FORM_SKIP = EXCLUDED_FIELDS  # the corpus has its own picker with a summary
+# What the run history asks for, so the splitter splits the same before and after it is built.
+HISTORY_SIZE_HINT, HISTORY_MINIMUM = QSize(300, 220), QSize(300, 98)
+
+
+class _PendingHistory(QLabel):
+    """Holds the run history's place (and size) until the engine has loaded."""
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        return HISTORY_SIZE_HINT
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        return HISTORY_MINIMUM
 
 
 class TrainView(QWidget):
@@ -124,7 +136,7 @@ class TrainView(QWidget):
         self.bottom_tabs = QTabWidget(self)
         self.bottom_tabs.setDocumentMode(True)
         self.bottom_tabs.addTab(self.log, "Log")
-        self.bottom_tabs.addTab(QLabel(LOADING_TEXT, self), "Run history")
+        self.bottom_tabs.addTab(_PendingHistory(LOADING_TEXT, self), "Run history")
 
         right_top = QWidget(self)
         rt = QVBoxLayout(right_top)
