@@ -49,6 +49,7 @@ class GenerateView(QWidget):
     generation_started = Signal(str)  # checkpoint path
     generation_finished = Signal(str)  # the generated text (without the prompt)
     error_shown = Signal(str)  # the message now shown in the banner
+    explore_requested = Signal(str, str)  # prompt + sample, the checkpoint that wrote it
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -57,6 +58,7 @@ class GenerateView(QWidget):
         self._sampler.finished.connect(self._on_finished)
         self._stop = threading.Event()
         self._submitted_prompt = ""  # what this sample continues, even if the box is edited meanwhile
+        self._sample_path = ""  # the checkpoint of the sample shown
         self._problem: Problem | None = None
         self._failure: str | None = None
         self._build_ui()
@@ -98,7 +100,11 @@ class GenerateView(QWidget):
         self.stop_button = QPushButton("Stop")
         self.stop_button.setToolTip("End the sample after the current character (Esc)")
         self.stop_button.clicked.connect(self.stop)
+        self.explore_button = QPushButton("Explore this sample")
+        self.explore_button.setToolTip("Open the prompt and sample in the Explore view, read by the same checkpoint")
+        self.explore_button.clicked.connect(self._request_explore)
         run_row = QHBoxLayout()
+        run_row.addWidget(self.explore_button)
         run_row.addStretch(1)
         run_row.addWidget(self.stop_button)
         run_row.addWidget(self.generate_button)
@@ -214,6 +220,7 @@ class GenerateView(QWidget):
         self._problem = None
         self._failure = None
         self._submitted_prompt = prompt
+        self._sample_path = str(path)
         self.sample.set_status("Loading model…" if cached is None else "Reading the prompt…")
         stop = self._stop
         self._sampler.start(lambda: generation_items(str(path), device, key, cached, prompt, sampling, stop),
@@ -266,6 +273,11 @@ class GenerateView(QWidget):
         if self._problem is None and self._failure is None:
             self.generation_finished.emit(text)
 
+    @Slot()
+    def _request_explore(self) -> None:
+        if self._sample_path and self.sample.text():
+            self.explore_requested.emit(self.sample.text(), self._sample_path)
+
     # --- output ---------------------------------------------------------------------
 
     def output_text(self) -> str:
@@ -308,6 +320,7 @@ class GenerateView(QWidget):
         ready = engine().is_ready()
         self.generate_button.setEnabled(ready and not running and self.selected_path() is not None)
         self.stop_button.setEnabled(running and not self._stop.is_set())
+        self.explore_button.setEnabled(not running and bool(self._sample_path) and bool(self.sample.text()))
 
     def shutdown(self, msecs: int = 10_000) -> bool:
         """Stop sampling, start nothing new, and wait for the worker threads to end.

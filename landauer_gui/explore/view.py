@@ -20,7 +20,15 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QCloseEvent, QColor, QFontDatabase, QTextCharFormat, QTextCursor
+from PySide6.QtGui import (
+    QCloseEvent,
+    QColor,
+    QFontDatabase,
+    QKeySequence,
+    QShortcut,
+    QTextCharFormat,
+    QTextCursor,
+)
 from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
@@ -43,7 +51,7 @@ from PySide6.QtWidgets import (
 
 from core import resources
 from core.hparams import SamplingConfig
-from landauer_gui.checkpoint_table import CheckpointTable
+from landauer_gui.checkpoint_table import CheckpointTable, file_stamp
 from landauer_gui.engine import engine
 from landauer_gui.explore import jobs
 from landauer_gui.explore.colours import ColourScale, diverging_scale
@@ -68,14 +76,6 @@ RANK_DELAY_MS = 150
 BRANCH_FLUSH_MS = 50
 CLOSE_WAIT_MS = 10_000
 DEVICE = "cpu"  # small models analyse fastest here, and training keeps the accelerator
-
-
-def _stamp(path: Path) -> tuple | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size)
 
 
 def _context(text: str, i: int) -> str:
@@ -136,6 +136,7 @@ class ExploreView(QWidget):
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
         engine().when_ready(self._update_buttons)
+        self.checkpoints.refresh()
 
     # --- layout -------------------------------------------------------------------------
 
@@ -318,6 +319,10 @@ class ExploreView(QWidget):
         outer = QVBoxLayout(self)
         outer.addWidget(self.banner)
         outer.addWidget(split, 1)
+        for keys in ("Ctrl+Return", "Ctrl+Enter"):
+            shortcut = QShortcut(QKeySequence(keys), self)
+            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)  # not while another view is shown
+            shortcut.activated.connect(self.analyse)
 
     @staticmethod
     def _has_bundled() -> bool:
@@ -438,7 +443,7 @@ class ExploreView(QWidget):
     # --- analysis ---------------------------------------------------------------------------
 
     def _model_key(self, path: Path) -> tuple:
-        return (str(path), _stamp(path), DEVICE)
+        return (str(path), file_stamp(path), DEVICE)
 
     def _cached_model(self, key: tuple) -> tuple | None:
         return self._model[1] if self._model and self._model[0] == key else None

@@ -194,3 +194,26 @@ def test_a_file_and_a_corpus_slice_are_read_and_analysed(qtbot, view, tmp_path):
         view.take_corpus_slice()
     n = int(0.9 * len(TEXT * 20))
     assert view.pane.text() == (TEXT * 20)[n + 10:n + 35]
+
+
+def test_explore_this_sample_sends_the_generate_views_text_to_the_explore_tab(qtbot, tmp_path):
+    from landauer_gui.main_window import EXPLORE_TAB, MainWindow
+
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    ckpt = _checkpoint(tmp_path / "a.pth")
+    gv = w.generate_view
+    gv.add_checkpoint(ckpt)
+    gv.set_prompt("the ")
+    gv.set_sampling(max_new_tokens=40, seed=3)
+    assert not gv.explore_button.isEnabled()
+    with qtbot.waitSignal(gv.generation_finished, timeout=TIMEOUT_MS):
+        gv.generate()
+    with qtbot.waitSignal(w.explore_view.analysis_finished, timeout=TIMEOUT_MS):
+        qtbot.mouseClick(gv.explore_button, Qt.MouseButton.LeftButton)
+    assert w.tabs.currentIndex() == EXPLORE_TAB
+    assert w.explore_view.pane.text() == gv.output_text() and len(gv.output_text()) == 44
+    assert w.explore_view.checkpoints.selected_path() == ckpt.resolve()
+    w.explore_view.shutdown()
+    gv.shutdown()
