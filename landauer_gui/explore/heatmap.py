@@ -1,7 +1,9 @@
 """One layer's hidden units over the text as an image, and the units a selected span singles out.
 
 x is the character position, y the unit; the colour is the unit's state
-after reading that character (diverging: blue below 0, red above). A region
+after reading that character (diverging: blue below 0, red above). Like the
+text pane, the image holds only a window around the part of the text on
+screen (a few thousand characters), so a long text costs no more to draw. A region
 marks the selected span; :func:`core.analysis.rank_units` orders the units by
 how differently they behave inside it, and clicking one in the list asks the
 view to colour the text by that unit.
@@ -27,6 +29,7 @@ from landauer_gui.explore.colours import DIVERGING, robust_high
 
 UNIT_ROLE = Qt.ItemDataRole.UserRole
 MAX_LISTED = 40
+MIN_WINDOW = 4096  # characters drawn at least; the image holds a window, not the whole text
 
 
 def _lookup_table() -> np.ndarray:
@@ -103,6 +106,9 @@ class HiddenHeatmap(QWidget):
         layout.addWidget(split, 1)
         self._hidden: np.ndarray | None = None
         self._n_text = 0
+        self._window = (0, 0)  # characters [a, b) in the image
+        self._wanted = (0, MIN_WINDOW)
+        self._level = 1.0
 
     # --- data ---------------------------------------------------------------------------
 
@@ -141,11 +147,31 @@ class HiddenHeatmap(QWidget):
     def _draw(self) -> None:
         if self._hidden is None:
             return
-        data = self._hidden[self.layer()].T  # (H, m): rows are units
-        high = robust_high(np.abs(data))
-        self.image.setImage(data, levels=(-high, high), autoLevels=False)
-        self.image.setRect(-0.5, -0.5, data.shape[1], data.shape[0])
-        self.plot.setYRange(-0.5, data.shape[0] - 0.5, padding=0)
+        states = self._hidden[self.layer()]  # (m, H)
+        self._level = robust_high(states, absolute=True)
+        self._window = (0, 0)
+        self._fill(*self._wanted)
+        self.plot.setYRange(-0.5, states.shape[1] - 0.5, padding=0)
+
+    def _fill(self, first: int, last: int) -> None:
+        """Put characters around ``[first, last)`` in the image, unless they are there already."""
+        if self._hidden is None:
+            return
+        m = self._hidden.shape[1]
+        a0, b0 = self._window
+        if a0 <= max(0, first) and min(last, m) <= b0 and b0 > a0:
+            return
+        width = max(MIN_WINDOW, 4 * (last - first))
+        a = max(0, min(first - width // 2, m - width))
+        b = min(m, a + width)
+        data = self._hidden[self.layer(), a:b].T  # (H, b-a): rows are units
+        self.image.setImage(data, levels=(-self._level, self._level), autoLevels=False)
+        self.image.setRect(a - 0.5, -0.5, b - a, data.shape[0])
+        self._window = (a, b)
+
+    def image_window(self) -> tuple[int, int]:
+        """The characters ``[a, b)`` the image holds now."""
+        return self._window
 
     def _on_layer(self, _index: int) -> None:
         self._draw()
@@ -162,6 +188,8 @@ class HiddenHeatmap(QWidget):
 
     def show_range(self, first: int, last: int) -> None:
         if last > first:
+            self._wanted = (first, last)
+            self._fill(first, last)
             self.plot.setXRange(first - 0.5, last - 0.5, padding=0.01)
 
     def show_span(self, start: int, end: int) -> None:

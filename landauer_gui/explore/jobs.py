@@ -34,8 +34,8 @@ from landauer_gui.explore.text_pane import newline_positions
 from landauer_gui.generation import Loaded, Problem
 
 # States of every layer cost L*H floats per character; beyond this many floats
-# (256 MB) only a leading window of the text keeps them.
-HIDDEN_BUDGET = 64 * 1024 * 1024
+# (128 MB) only a leading window of the text keeps them.
+HIDDEN_BUDGET = 32 * 1024 * 1024
 
 
 @dataclass

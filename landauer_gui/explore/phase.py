@@ -5,7 +5,8 @@ Unit ``j`` of layer ``l`` reads its input through the angle
 at that angle, the golden-angle spacing of the units and the slower turn of
 the deeper layers are visible at a glance; points are coloured by the unit's
 activation. "Spread by unit" puts unit ``j`` at radius ``sqrt(j / H)``, which
-turns the golden angle into a sunflower.
+turns the golden angle into a sunflower. Hovering along the text asks for a
+redraw per character, so the circles redraw only while they are on screen.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidg
 from landauer_gui.explore.colours import ColourScale
 
 GOLDEN_DEG = 180.0 * (3.0 - 5.0 ** 0.5)  # 137.5 degrees
+LEVELS = 21  # activation colours are quantised, so pyqtgraph renders each symbol once, not per unit
 
 
 class PhaseCircles(QWidget):
@@ -40,9 +42,23 @@ class PhaseCircles(QWidget):
         self._boxes: list[pg.PlotItem] = []
         self._scatters: list[pg.ScatterPlotItem] = []
         self._last: tuple[np.ndarray, np.ndarray, ColourScale, list[str]] | None = None
+        self._stale = False
+        self._titles: list[str] = []
+        self._brushes: tuple[ColourScale | None, list] = (None, [])
 
     def set_layers(self, titles: list[str]) -> None:
-        """Make one circle per layer (titles such as 'layer 1 · 68.8°/unit')."""
+        """One circle per layer (titles such as 'layer 1 · 68.8°/unit'), made when first shown."""
+        self._last = None
+        self._titles = list(titles)
+        for scatter in self._scatters:
+            scatter.clear()
+        if self.isVisible():
+            self._make_circles()
+
+    def _make_circles(self) -> None:
+        titles = self._titles
+        if titles == [b.titleLabel.text for b in self._boxes]:
+            return
         self.canvas.clear()
         self._boxes, self._scatters = [], []
         theta = np.linspace(0, 2 * np.pi, 181)
@@ -61,19 +77,33 @@ class PhaseCircles(QWidget):
             plot.setRange(xRange=(-1.12, 1.12), yRange=(-1.12, 1.12), padding=0)
             self._boxes.append(plot)
             self._scatters.append(scatter)
-        self._last = None
+        self._stale = self._last is not None
 
     def layer_count(self) -> int:
-        return len(self._scatters)
+        return len(self._titles)
 
     def show_angles(self, angles: np.ndarray, activations: np.ndarray, scale: ColourScale,
                     caption: str) -> None:
         """``angles (L, H)`` in radians and ``activations (L, H)`` for one character."""
         self._last = (np.asarray(angles), np.asarray(activations), scale, [caption])
-        self._redraw()
+        self._stale = True
+        if self.isVisible():
+            self._redraw()
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().showEvent(event)
+        self._make_circles()
+        if self._stale:
+            self._redraw()
+
+    def _brush_list(self, scale: ColourScale) -> list:
+        if self._brushes[0] is not scale:
+            values = np.linspace(-scale.high, scale.high, LEVELS)
+            self._brushes = (scale, [pg.mkBrush(*(int(c) for c in rgb)) for rgb in scale.rgb(values)])
+        return self._brushes[1]
 
     def points(self, layer: int) -> np.ndarray:
-        """The drawn ``(H, 2)`` positions of ``layer``'s units."""
+        """The drawn ``(H, 2)`` positions of ``layer``'s units (once the circles were on screen)."""
         x, y = self._scatters[layer].getData()
         return np.stack([x, y], axis=1)
 
@@ -81,11 +111,13 @@ class PhaseCircles(QWidget):
         if self._last is None:
             return
         angles, acts, scale, (caption,) = self._last
+        self._stale = False
         self.caption.setText(caption)
+        palette = self._brush_list(scale)
         for layer, scatter in enumerate(self._scatters[: len(angles)]):
             a = angles[layer].astype(np.float64)
             h = len(a)
             r = np.sqrt((np.arange(h) + 0.5) / h) if self.spread.isChecked() else np.ones(h)
-            colours = scale.rgb(acts[layer])
-            brushes = [pg.mkBrush(int(c[0]), int(c[1]), int(c[2])) for c in colours]
+            level = np.clip(np.rint((acts[layer] / scale.high + 1) * (LEVELS - 1) / 2), 0, LEVELS - 1)
+            brushes = [palette[int(k)] for k in level]
             scatter.setData(r * np.cos(a), r * np.sin(a), brush=brushes)

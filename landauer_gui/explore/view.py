@@ -493,6 +493,8 @@ class ExploreView(QWidget):
         self.pane.set_text(text, newlines=prep.newlines)
         self.tracks.set_tracks(prep.per_char["surprise"], prep.per_char["motion"])
         self.heatmap.set_hidden(prep.hidden, len(text))
+        if prep.hidden is not None:
+            self._activation_scale = diverging_scale(prep.hidden, "activation")
         model = self._model[1][0] if self._model else None
         if model is not None and prep.hidden is not None:
             cfg = model.config
@@ -626,8 +628,7 @@ class ExploreView(QWidget):
 
         angles = phase_angles(model, prep.hidden, i)
         acts = prep.hidden[:, i, :]
-        scale = diverging_scale(prep.hidden[:, : min(prep.hidden.shape[1], 4096)], "activation")
-        self.phase.show_angles(angles, acts, scale,
+        self.phase.show_angles(angles, acts, self._activation_scale,
                                f"Phase of every unit while reading “{_escape(shown_char(prep.analysis.text[i]))}” "
                                f"(character {i:,}); colour: the unit's state after it")
 

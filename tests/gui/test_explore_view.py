@@ -125,6 +125,7 @@ def test_selecting_a_span_ranks_the_planted_unit_first_and_colours_by_it(qtbot, 
 
 def test_phase_circles_put_each_unit_at_its_rotation_angle(qtbot, view, tmp_path):
     _analyse(qtbot, view, _checkpoint(tmp_path / "a.pth"))
+    view.lower_tabs.setCurrentWidget(view.phase)  # the circles draw while on screen
     view.phase.spread.setChecked(False)
     view.select_position(10)
     from core.analysis import phase_angles
