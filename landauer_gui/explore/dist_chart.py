@@ -43,6 +43,7 @@ class DistributionChart(QWidget):
         self.plot.setMouseEnabled(x=True, y=False)
         self.plot.hideButtons()
         self.plot.setLabel("left", "probability")
+        self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.plot.showGrid(y=True, alpha=0.2)
         self.plot.setYRange(0, 1.0, padding=0.02)
         legend = self.plot.addLegend(offset=(-8, 6), labelTextSize="8pt")

@@ -89,6 +89,7 @@ class HiddenHeatmap(QWidget):
         self.units_caption = QLabel("Select a span of text to rank the units.")
         self.units_caption.setWordWrap(True)
         side = QWidget()
+        side.setMinimumWidth(190)
         side_layout = QVBoxLayout(side)
         side_layout.setContentsMargins(0, 0, 0, 0)
         side_layout.addWidget(self.units_caption)
@@ -208,6 +209,7 @@ class HiddenHeatmap(QWidget):
             self.units.addItem(item)
         self.units.blockSignals(False)
         self.units_caption.setText(caption)
+        self.units_caption.setToolTip(caption)
 
     def ranked_units(self) -> list[int]:
         return [self.units.item(i).data(UNIT_ROLE) for i in range(self.units.count())]

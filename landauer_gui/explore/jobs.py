@@ -149,8 +149,8 @@ def compare_items(path: str, device: str, first: Any) -> Iterator[object]:
     except (OSError, ValueError) as exc:
         yield Problem(_worded(exc, Path(path).name))
         return
-    yield Compared(delta, diverging_scale(delta, "Δ surprise, second − first (bits)", " b"),
-                   second.summary(), path)
+    title = f"surprise of {Path(path).name} − this (bits)"
+    yield Compared(delta, diverging_scale(delta, title, " b"), second.summary(), path)
 
 
 def branch_items(model: Any, itos: dict[int, str], prefix: str, sampling: Any,

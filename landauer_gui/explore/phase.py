@@ -40,8 +40,9 @@ class PhaseCircles(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.canvas, 1)
         self._boxes: list[pg.PlotItem] = []
+        self._references: list[pg.ScatterPlotItem] = []
         self._scatters: list[pg.ScatterPlotItem] = []
-        self._last: tuple[np.ndarray, np.ndarray, ColourScale, list[str]] | None = None
+        self._last: tuple | None = None
         self._stale = False
         self._titles: list[str] = []
         self._brushes: tuple[ColourScale | None, list] = (None, [])
@@ -50,7 +51,7 @@ class PhaseCircles(QWidget):
         """One circle per layer (titles such as 'layer 1 · 68.8°/unit'), made when first shown."""
         self._last = None
         self._titles = list(titles)
-        for scatter in self._scatters:
+        for scatter in self._scatters + self._references:
             scatter.clear()
         if self.isVisible():
             self._make_circles()
@@ -60,7 +61,7 @@ class PhaseCircles(QWidget):
         if titles == [b.titleLabel.text for b in self._boxes]:
             return
         self.canvas.clear()
-        self._boxes, self._scatters = [], []
+        self._boxes, self._scatters, self._references = [], [], []
         theta = np.linspace(0, 2 * np.pi, 181)
         for col, title in enumerate(titles):
             plot = self.canvas.addPlot(row=0, col=col, title=title)
@@ -72,8 +73,11 @@ class PhaseCircles(QWidget):
             plot.setMouseEnabled(x=False, y=False)
             plot.plot(np.cos(theta), np.sin(theta), pen=pg.mkPen(180, 180, 180))
             plot.plot([0, 1.08], [0, 0], pen=pg.mkPen(200, 200, 200, style=pg.QtCore.Qt.PenStyle.DotLine))
+            reference = pg.ScatterPlotItem(size=3, pen=None, brush=pg.mkBrush(170, 170, 170, 150))
+            plot.addItem(reference)
             scatter = pg.ScatterPlotItem(size=6, pen=pg.mkPen(80, 80, 80, 120))
             plot.addItem(scatter)
+            self._references.append(reference)
             plot.setRange(xRange=(-1.12, 1.12), yRange=(-1.12, 1.12), padding=0)
             self._boxes.append(plot)
             self._scatters.append(scatter)
@@ -83,9 +87,13 @@ class PhaseCircles(QWidget):
         return len(self._titles)
 
     def show_angles(self, angles: np.ndarray, activations: np.ndarray, scale: ColourScale,
-                    caption: str) -> None:
-        """``angles (L, H)`` in radians and ``activations (L, H)`` for one character."""
-        self._last = (np.asarray(angles), np.asarray(activations), scale, [caption])
+                    caption: str, reference: np.ndarray | None = None) -> None:
+        """``angles (L, H)`` in radians and ``activations (L, H)`` for one character.
+
+        ``reference (L, H)``, the angles from a zero state (``phase_l * j``), is
+        drawn as small grey points: how far the state turned each unit.
+        """
+        self._last = (np.asarray(angles), np.asarray(activations), scale, [caption], reference)
         self._stale = True
         if self.isVisible():
             self._redraw()
@@ -110,7 +118,7 @@ class PhaseCircles(QWidget):
     def _redraw(self, *_args) -> None:
         if self._last is None:
             return
-        angles, acts, scale, (caption,) = self._last
+        angles, acts, scale, (caption,), reference = self._last
         self._stale = False
         self.caption.setText(caption)
         palette = self._brush_list(scale)
@@ -121,3 +129,6 @@ class PhaseCircles(QWidget):
             level = np.clip(np.rint((acts[layer] / scale.high + 1) * (LEVELS - 1) / 2), 0, LEVELS - 1)
             brushes = [palette[int(k)] for k in level]
             scatter.setData(r * np.cos(a), r * np.sin(a), brush=brushes)
+            if reference is not None:
+                base = reference[layer].astype(np.float64)
+                self._references[layer].setData(r * np.cos(base), r * np.sin(base))

@@ -14,12 +14,16 @@ faint ``↵`` cell so its own surprise is visible too.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from PySide6.QtCore import QPoint, QRect, Qt, Signal
 from PySide6.QtGui import (
     QColor,
+    QFont,
     QFontDatabase,
     QFontMetrics,
+    QFontMetricsF,
     QKeyEvent,
     QMouseEvent,
     QPainter,
@@ -38,6 +42,7 @@ _HOVER_PEN = QColor(60, 110, 220)
 _SELECTION = QColor(40, 100, 230, 70)
 _MARK_PEN = QColor(200, 30, 120)
 MARGIN = 6
+DARK_LUMA = 115  # cells darker than this get white glyphs
 
 
 def newline_positions(text: str) -> np.ndarray:
@@ -57,10 +62,14 @@ class CharPane(QAbstractScrollArea):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         font = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+        # Whole-pixel cells: a glyph advance of e.g. 7.8 px would make a row drawn as one
+        # string drift away from its cells, so the spacing pads each advance to the cell.
+        advance = QFontMetricsF(font).horizontalAdvance("M")
+        self.cell_w = max(1, math.ceil(advance - 1e-3))
+        font.setLetterSpacing(QFont.SpacingType.AbsoluteSpacing, self.cell_w - advance)
         self.viewport().setFont(font)
         self.setFont(font)
         fm = QFontMetrics(font)
-        self.cell_w = max(1, fm.horizontalAdvance("M"))
         self.cell_h = fm.height() + 3
         self._ascent = fm.ascent() + 1
         self.viewport().setMouseTracking(True)
@@ -332,6 +341,10 @@ class CharPane(QAbstractScrollArea):
         cw, ch = self.cell_w, self.cell_h
         sel_a, sel_b = self._sel
         text_pen = QColor(20, 20, 20)
+        white = QColor(255, 255, 255)
+        dark = None
+        if colours is not None:  # glyphs on dark cells are drawn white
+            dark = (colours[:, 0] * 0.299 + colours[:, 1] * 0.587 + colours[:, 2] * 0.114) < DARK_LUMA
         for r, (a, b, newline) in enumerate(spans):
             y = MARGIN + r * ch
             stop = b + 1 if newline else b
@@ -344,13 +357,25 @@ class CharPane(QAbstractScrollArea):
                 x0 = MARGIN + (max(sel_a, a) - a) * cw
                 x1 = MARGIN + (min(sel_b, stop) - a) * cw
                 p.fillRect(x0, y, x1 - x0, ch, _SELECTION)
-            p.setPen(text_pen)
-            chunk = self._text[a:b]
-            if chunk.isascii() and chunk.isprintable():
-                p.drawText(MARGIN, y + self._ascent, chunk)
+            chunk = self._text[a:b].translate(_SHOWN)
+            row_dark = np.flatnonzero(dark[a - first:b - first]) if dark is not None else ()
+            if len(row_dark):
+                chars = list(chunk)
+                for k in row_dark:
+                    chars[k] = " "
+                chunk_light = "".join(chars)
             else:
-                for k, c in enumerate(chunk.translate(_SHOWN)):
-                    p.drawText(MARGIN + k * cw, y + self._ascent, c)
+                chunk_light = chunk
+            p.setPen(text_pen)
+            if chunk_light.isascii():
+                p.drawText(MARGIN, y + self._ascent, chunk_light)
+            else:  # glyphs from fallback fonts may be wider than a cell: one cell each
+                for k, c in enumerate(chunk_light):
+                    if c != " ":
+                        p.drawText(MARGIN + k * cw, y + self._ascent, c)
+            p.setPen(white)
+            for k in row_dark:
+                p.drawText(MARGIN + int(k) * cw, y + self._ascent, chunk[k])
             if newline:
                 p.setPen(_NEWLINE_PEN)
                 p.drawText(MARGIN + (b - a) * cw, y + self._ascent, "↵")

@@ -51,7 +51,7 @@ from PySide6.QtWidgets import (
 
 from core import resources
 from core.hparams import SamplingConfig
-from landauer_gui.checkpoint_table import CheckpointTable, file_stamp
+from landauer_gui.checkpoint_table import COL_DATE, COL_SIZE, COL_VOCAB, CheckpointTable, file_stamp
 from landauer_gui.engine import engine
 from landauer_gui.explore import jobs
 from landauer_gui.explore.colours import ColourScale, diverging_scale
@@ -147,8 +147,9 @@ class ExploreView(QWidget):
         self.checkpoints = CheckpointTable(self)
         self.checkpoints.setTitle("Model")
         self.checkpoints.tree.setMinimumHeight(90)
-        for col in range(2, self.checkpoints.tree.columnCount()):
-            self.checkpoints.tree.setColumnHidden(col, col not in (2, 5))  # keep step and val loss
+        for col in (COL_SIZE, COL_VOCAB, COL_DATE):  # a narrow column: run, file, step, val loss
+            self.checkpoints.tree.setColumnHidden(col, True)
+        self.checkpoints.folder_label.hide()
 
         # Text source
         self.source_box = QComboBox()
@@ -243,7 +244,8 @@ class ExploreView(QWidget):
         scroll.setWidget(side)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        scroll.setMinimumWidth(300)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(320)
 
         # Main area
         self.colour_box = QComboBox()
@@ -306,6 +308,7 @@ class ExploreView(QWidget):
         vsplit.addWidget(self.lower_tabs)
         vsplit.setStretchFactor(0, 3)
         vsplit.setStretchFactor(1, 2)
+        vsplit.setSizes([430, 290])
         vsplit.setChildrenCollapsible(False)
         ml.addWidget(vsplit, 1)
 
@@ -314,7 +317,7 @@ class ExploreView(QWidget):
         split.addWidget(main)
         split.setStretchFactor(0, 0)
         split.setStretchFactor(1, 1)
-        split.setSizes([330, 950])
+        split.setSizes([340, 940])
         split.setChildrenCollapsible(False)
         outer = QVBoxLayout(self)
         outer.addWidget(self.banner)
@@ -627,10 +630,12 @@ class ExploreView(QWidget):
         from core.analysis import phase_angles  # torch is loaded by now (the analysis used it)
 
         angles = phase_angles(model, prep.hidden, i)
+        reference = phase_angles(model, prep.hidden, 0)  # position 0 reads from a zero state
         acts = prep.hidden[:, i, :]
-        self.phase.show_angles(angles, acts, self._activation_scale,
-                               f"Phase of every unit while reading “{_escape(shown_char(prep.analysis.text[i]))}” "
-                               f"(character {i:,}); colour: the unit's state after it")
+        char = shown_char(prep.analysis.text[i])
+        caption = (f"Phase of every unit while reading “{char}” (character {i:,}); colour: the unit's "
+                   "state after it; grey: where a zero state would put it")
+        self.phase.show_angles(angles, acts, self._activation_scale, caption, reference=reference)
 
     @Slot()
     def _on_sampling_changed(self) -> None:
@@ -680,8 +685,8 @@ class ExploreView(QWidget):
 
     def _on_rank_item(self, item: object) -> None:
         (units, scores), (layer, start, end) = item
-        self.heatmap.set_ranking(units, scores, f"Layer {layer}: units that single out characters "
-                                                f"{start:,}–{end:,} (Cohen's d, inside vs outside)")
+        self.heatmap.set_ranking(units, scores, f"Layer {layer}, characters {start:,}–{end:,}: "
+                                                "units by Cohen's d, inside vs outside")
 
     def _on_rank_finished(self) -> None:
         self._report_problem()
@@ -726,7 +731,8 @@ class ExploreView(QWidget):
             self._compared = item
             a, b = self._prepared.summary.bits_per_char, item.summary_b.bits_per_char
             self.status_label.setText(f"{Path(item.checkpoint).name}: {b:.3f} bits/char vs {a:.3f} "
-                                      f"({b - a:+.3f}). Blue: the second is less surprised.")
+                                      f"({b - a:+.3f}). Red: it is more surprised than this checkpoint "
+                                      "there (what this one learned), blue: less.")
             if self.colour_mode() == "compare":
                 self._recolour()
             else:

@@ -148,7 +148,7 @@ def test_compare_colours_by_the_difference_in_surprise(qtbot, view, tmp_path):
     other = analyse_checkpoint(b, TEXT)
     want = (other.surprise - view.prepared().analysis.surprise) / np.log(2)
     np.testing.assert_allclose(view.compared().delta_bits[1:], want, atol=1e-5)
-    assert view.colour_mode() == "compare" and "Δ surprise" in view.legend.toolTip()
+    assert view.colour_mode() == "compare" and "surprise of b.pth" in view.legend.toolTip()
 
 
 def test_export_writes_html_csv_and_the_heatmap(qtbot, view, tmp_path):

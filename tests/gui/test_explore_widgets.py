@@ -48,6 +48,15 @@ def test_layout_maps_positions_to_cells_and_back(pane):
     assert pane.index_at(QPoint(2, 2)) == -1
 
 
+def test_a_row_drawn_as_one_string_stays_on_its_cells(pane):
+    """Glyph advances are padded to whole-pixel cells, so long rows do not drift off their colours."""
+    from PySide6.QtGui import QFontMetricsF
+
+    fm = QFontMetricsF(pane.viewport().font())
+    for ch in "Mi .":
+        assert abs(fm.horizontalAdvance(ch * 120) - 120 * pane.cell_w) < 1.0
+
+
 def test_click_drag_and_keys_move_cursor_and_selection(qtbot, pane):
     pane.set_text("hello world\nsecond line")
     moved = []
