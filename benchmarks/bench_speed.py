@@ -8,11 +8,15 @@ measured side by side much less so.
     python benchmarks/bench_speed.py                 # default + benchmark config, generation
     python benchmarks/bench_speed.py --quick         # fewer rounds
     python benchmarks/bench_speed.py --data PATH     # another corpus
+    python benchmarks/bench_speed.py --sections analysis   # some of: training, generation, analysis
 
 Training: tokens/s of one optimisation step (forward, loss, backward, clip,
 Adam) with the fast path (numba scan on CPU) vs the per-step reference path.
 Generation: chars/s of the streaming generator vs the published method, which
 re-runs the per-step model over a growing token tensor for each character.
+Analysis: seconds to analyse the validation split (the last 10% of the corpus)
+with the default model (:func:`core.analysis.analyse_text`), without and with
+every layer's states kept, and to render its HTML report.
 """
 
 from __future__ import annotations
@@ -32,11 +36,13 @@ sys.path.insert(0, str(REPO))
 
 from core import scan_numba  # noqa: E402
 from core.allocator import keep_freed_memory  # noqa: E402
-from core.data import get_batch, load_corpus  # noqa: E402
+from core.analysis import analyse_text  # noqa: E402
+from core.data import TRAIN_FRACTION, get_batch, load_corpus  # noqa: E402
 from core.device import describe  # noqa: E402
 from core.generate import TextGenerator, naive_generate  # noqa: E402
 from core.hparams import SamplingConfig, TrainConfig  # noqa: E402
 from core.model import LandauerLLM  # noqa: E402
+from core.report import render_html  # noqa: E402
 from core.trainer import backward_step, make_optimizer  # noqa: E402
 
 CONFIGS = {
@@ -130,6 +136,33 @@ def bench_generation(corpus, rounds: int, n_chars: int) -> dict:
     }
 
 
+def bench_analysis(corpus, rounds: int) -> dict:
+    """Median seconds to analyse the validation split (the text a run is evaluated on)."""
+    cfg = CONFIGS["default"]
+    torch.manual_seed(0)
+    model = LandauerLLM.from_config(cfg.model_kwargs(corpus.vocab_size)).eval()
+    text = corpus.text[int(TRAIN_FRACTION * len(corpus.text)):]
+    analyse_text(model, corpus.itos, text[:1000])  # warm-up: loads the compiled scan
+    plain, hidden, html = [], [], []
+    result = None
+    for _ in range(rounds):
+        plain.append(_timed(lambda: analyse_text(model, corpus.itos, text)))
+        hidden.append(_timed(lambda: analyse_text(model, corpus.itos, text, keep_hidden=True)))
+        result = analyse_text(model, corpus.itos, text)
+        html.append(_timed(lambda r=result: render_html(r)))
+    return {
+        "chars": len(text),
+        "shape": f"E{cfg.embed_dim}, H{cfg.hidden_dim}, L{cfg.num_layers}, V{corpus.vocab_size}",
+        "plain_s": statistics.median(plain),
+        "plain_range": (min(plain), max(plain)),
+        "hidden_s": statistics.median(hidden),
+        "html_s": statistics.median(html),
+    }
+
+
+SECTIONS = ("training", "generation", "analysis")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=default_corpus())
@@ -137,8 +170,14 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--gen-chars", type=int, default=200)
     ap.add_argument("--quick", action="store_true", help="3 rounds")
+    ap.add_argument("--sections", default=",".join(SECTIONS),
+                    help="comma-separated: " + ", ".join(SECTIONS))
     args = ap.parse_args(argv)
     rounds = 3 if args.quick else args.rounds
+    sections = set(args.sections.split(","))
+    unknown = sections - set(SECTIONS)
+    if unknown:
+        ap.error(f"unknown section(s): {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
 
     corpus = load_corpus(args.data)
     keep_freed_memory()  # as the trainer does
@@ -147,17 +186,26 @@ def main(argv=None) -> int:
     print(f"numba scan: {'on' if scan_numba.available() else 'off (' + str(scan_numba.unavailable_reason()) + ')'}"
           f" | corpus {args.data.name} ({len(corpus.text):,} chars) | load average {load:.2f} | {rounds} rounds")
     print()
-    print(f"{'training':<10} {'shape':<34} {'fast tok/s':>11} {'per-step tok/s':>15} {'ratio':>7}  (min-max)")
-    for name in args.configs.split(","):
-        r = bench_training(name, CONFIGS[name], corpus, rounds)
-        print(f"{r['name']:<10} {r['shape']:<34} {r['fast_tok_s']:>11,.0f} {r['ref_tok_s']:>15,.0f} "
-              f"{r['ratio']:>6.2f}x  ({r['ratio_range'][0]:.2f}-{r['ratio_range'][1]:.2f})  "
-              f"[{r['fast_ms']:.1f} ms vs {r['ref_ms']:.1f} ms per step]")
-    g = bench_generation(corpus, rounds, args.gen_chars)
-    print()
-    print(f"generation ({args.gen_chars} chars, default model): streaming {g['stream_chars_s']:,.0f} chars/s, "
-          f"naive {g['naive_chars_s']:,.0f} chars/s, ratio {g['ratio']:.2f}x "
-          f"({g['ratio_range'][0]:.2f}-{g['ratio_range'][1]:.2f})")
+    if "training" in sections:
+        print(f"{'training':<10} {'shape':<34} {'fast tok/s':>11} {'per-step tok/s':>15} {'ratio':>7}  (min-max)")
+        for name in args.configs.split(","):
+            r = bench_training(name, CONFIGS[name], corpus, rounds)
+            print(f"{r['name']:<10} {r['shape']:<34} {r['fast_tok_s']:>11,.0f} {r['ref_tok_s']:>15,.0f} "
+                  f"{r['ratio']:>6.2f}x  ({r['ratio_range'][0]:.2f}-{r['ratio_range'][1]:.2f})  "
+                  f"[{r['fast_ms']:.1f} ms vs {r['ref_ms']:.1f} ms per step]")
+        print()
+    if "generation" in sections:
+        g = bench_generation(corpus, rounds, args.gen_chars)
+        print(f"generation ({args.gen_chars} chars, default model): streaming {g['stream_chars_s']:,.0f} chars/s, "
+              f"naive {g['naive_chars_s']:,.0f} chars/s, ratio {g['ratio']:.2f}x "
+              f"({g['ratio_range'][0]:.2f}-{g['ratio_range'][1]:.2f})")
+        print()
+    if "analysis" in sections:
+        a = bench_analysis(corpus, rounds)
+        print(f"analysis (validation split, {a['chars']:,} chars, {a['shape']}): "
+              f"{a['plain_s']:.2f} s ({a['plain_range'][0]:.2f}-{a['plain_range'][1]:.2f}), "
+              f"{a['chars'] / a['plain_s']:,.0f} chars/s; keeping every layer's states "
+              f"{a['hidden_s']:.2f} s; HTML report {a['html_s']:.2f} s")
     return 0
 
 

@@ -155,11 +155,12 @@ def analyse_text(model: LandauerLLM, itos: Mapping, text: str, *, keep_hidden: b
     ids_dev = ids.to(device)
     head_w, head_b = model.output_head.weight.detach(), model.output_head.bias.detach()
 
-    probs = np.empty((n - 1, cfg.vocab_size), dtype=np.float32)
-    surprise = np.empty(n - 1, dtype=np.float32)
-    rank = np.empty(n - 1, dtype=np.int64)
-    motion = np.empty(n - 1, dtype=np.float32)
-    hidden = np.empty((cfg.num_layers, n, cfg.hidden_dim), dtype=np.float32) if keep_hidden else None
+    # Results live in CPU tensors that share memory with the returned numpy arrays.
+    probs = torch.empty(n - 1, cfg.vocab_size, dtype=torch.float32)
+    surprise = torch.empty(n - 1, dtype=torch.float32)
+    rank = torch.empty(n - 1, dtype=torch.int64)
+    motion = torch.empty(n - 1, dtype=torch.float32)
+    hidden = torch.empty(cfg.num_layers, n, cfg.hidden_dim, dtype=torch.float32) if keep_hidden else None
 
     state = torch.zeros(cfg.num_layers, cfg.hidden_dim, dtype=dtype, device=device)
     for start in range(0, n, chunk_size):
@@ -168,25 +169,26 @@ def analyse_text(model: LandauerLLM, itos: Mapping, text: str, *, keep_hidden: b
         top = traces[-1]
         if hidden is not None:
             for layer, trace in enumerate(traces):
-                hidden[layer, start:stop] = trace.float().cpu().numpy()
+                hidden[layer, start:stop].copy_(trace)
         # Motion of reading char t needs the state before it: the previous chunk's last one.
         if start > 0:
-            motion[start - 1] = float(((top[0] - state[-1]) ** 2).mean())
+            motion[start - 1] = ((top[0] - state[-1]) ** 2).mean()
         if stop - start > 1:
             step = top[1:] - top[:-1]
-            motion[start:stop - 1] = (step * step).mean(dim=1).float().cpu().numpy()
+            motion[start:stop - 1].copy_(step.mul_(step).mean(dim=1))
         state = torch.stack([trace[-1] for trace in traces])
         # Position t predicts char t+1; the last character predicts nothing here.
         last = min(stop, n - 1)
         if last > start:
             logits = F.linear(top[:last - start], head_w, head_b).float()
-            logp = torch.log_softmax(logits, dim=1)
             target = ids_dev[start + 1:last + 1].unsqueeze(1)
-            probs[start:last] = torch.exp(logp).cpu().numpy()
-            surprise[start:last] = (-logp.gather(1, target)).squeeze(1).cpu().numpy()
-            rank[start:last] = (1 + torch.count_nonzero(logits > logits.gather(1, target), dim=1)).cpu().numpy()
-    return TextAnalysis(text=text, ids=ids.numpy(), itos=itos, probs=probs, surprise=surprise,
-                        rank=rank, motion=motion, hidden=hidden,
+            rank[start:last].copy_(1 + torch.count_nonzero(logits > logits.gather(1, target), dim=1))
+            logp = torch.log_softmax(logits, dim=1)
+            surprise[start:last].copy_(logp.gather(1, target).squeeze(1).neg_())
+            probs[start:last].copy_(logp.exp_())
+    return TextAnalysis(text=text, ids=ids.numpy(), itos=itos, probs=probs.numpy(),
+                        surprise=surprise.numpy(), rank=rank.numpy(), motion=motion.numpy(),
+                        hidden=None if hidden is None else hidden.numpy(),
                         temperature=None if temperature is None else float(temperature))
 
 

@@ -58,7 +58,7 @@ def _predicted_chars(analysis: TextAnalysis) -> np.ndarray:
 
 def _fmt_energy(summary) -> str:
     if summary.energy is None:
-        return "unknown (the checkpoint records no temperature)"
+        return "unknown (no temperature given or recorded with the checkpoint)"
     return f"{summary.energy:.6g} (temperature {summary.temperature:g})"
 
 
@@ -119,6 +119,8 @@ def _shown(ch: str) -> str:
     """The character as page content; a newline shows a faint mark and breaks the line."""
     if ch == "\n":
         return "&#8629;"  # the line break itself follows the span
+    if not ch.isprintable() and ch != "\t":  # control characters are not allowed in HTML text
+        return html.escape(repr(ch)[1:-1], quote=False)
     return html.escape(ch, quote=False)
 
 
