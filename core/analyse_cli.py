@@ -52,8 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from core.checkpoint import CheckpointError, load_model
     from core.data import CorpusError, read_corpus_text
     from core.device import resolve_device
-    from core.generate import PromptError
     from core.report import summary_rows, write_report
+    from core.sampling import PromptError
 
     try:
         kind = _check_out(args.out)

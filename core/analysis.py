@@ -21,8 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.generate import PromptError, encode_prompt  # the prompt's vocabulary check
 from core.model import LandauerLLM, ln_phi
+from core.sampling import PromptError, encode_prompt  # the prompt's vocabulary check
 from core.scan import elementwise_scan
 
 DEFAULT_CHUNK = 16384  # time steps per pass: a few MB per layer at the default width
@@ -135,7 +135,7 @@ def analyse_text(model: LandauerLLM, itos: Mapping, text: str, *, keep_hidden: b
     """Read ``text`` once from a zero state and record what the model expected at each character.
 
     ``itos`` maps token ids to characters (as a checkpoint stores it). A text
-    with characters outside it raises :class:`core.generate.PromptError`
+    with characters outside it raises :class:`core.sampling.PromptError`
     naming them; fewer than 2 characters raise ``ValueError``. ``temperature``
     (the run's energy temperature) only feeds :meth:`TextAnalysis.summary`.
     ``chunk_size`` bounds the time steps held at once; results do not depend on it.

@@ -188,7 +188,7 @@ def generate_main(argv: Sequence[str] | None = None) -> int:
 
     from core.checkpoint import CheckpointError, load_model
     from core.device import resolve_device
-    from core.generate import PromptError, TextGenerator
+    from core.sampling import PromptError, TextGenerator
 
     if not Path(args.checkpoint).is_file():
         return _error(prog, f"checkpoint {args.checkpoint} not found")

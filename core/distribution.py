@@ -1,6 +1,6 @@
 """The distribution a sampler actually draws from, given the model's raw next-character probabilities.
 
-:func:`core.generate.sample_token` divides the logits by the temperature,
+:func:`core.sampling.sample_token` divides the logits by the temperature,
 keeps only the ``top_k`` largest (ties with the k-th kept) and normalises;
 temperature 0 is greedy. This is the same reshaping on probabilities, in
 numpy, so a view can draw both distributions side by side without torch.

@@ -32,7 +32,7 @@ def _load() -> list[Any]:
     import core.data  # noqa: F401
     import core.trainer  # noqa: F401
     from core.device import detect_devices
-    from core.generate import TextGenerator  # noqa: F401
+    from core.sampling import TextGenerator  # noqa: F401
 
     return list(detect_devices())
 

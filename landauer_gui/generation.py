@@ -51,7 +51,7 @@ def generation_items(path: str, device: str, key: tuple, cached: tuple | None, p
     the view can show a precise message (and which prompt characters are unknown).
     """
     from core.checkpoint import CheckpointError, load_model
-    from core.generate import PromptError, TextGenerator
+    from core.sampling import PromptError, TextGenerator
 
     name = Path(path).name
     try:

@@ -192,8 +192,8 @@ def _train(app, window, deadline: float) -> tuple[str, str, float, float]:
 def _generate(app, checkpoint: str, deadline: float) -> tuple[int, float]:
     """Reload the checkpoint and stream a sample on a worker thread, as the Generate view does."""
     from core.checkpoint import load_model
-    from core.generate import TextGenerator
     from core.hparams import SamplingConfig
+    from core.sampling import TextGenerator
     from landauer_gui.workers import BackgroundIterator
 
     model, itos, info = load_model(checkpoint, "cpu")

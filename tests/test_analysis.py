@@ -32,8 +32,8 @@ from core.analysis import (
     rank_units,
 )
 from core.checkpoint import build_payload, save_checkpoint
-from core.generate import PromptError
 from core.model import LandauerLLM, compute_losses
+from core.sampling import PromptError
 
 REPO = Path(__file__).resolve().parents[1]
 VOCAB = sorted(set("abc <>&\"'\n\t"))

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from core.distribution import sampling_distribution
-from core.generate import make_generator, sample_token
+from core.sampling import make_generator, sample_token
 
 
 def _torch_reference(logits: torch.Tensor, temperature: float, top_k: int) -> np.ndarray:

@@ -156,7 +156,7 @@ def compare_items(path: str, device: str, first: Any) -> Iterator[object]:
 def branch_items(model: Any, itos: dict[int, str], prefix: str, sampling: Any,
                  stop: threading.Event) -> Iterator[object]:
     """Continue ``prefix`` (which ends with the chosen character) with the sampler, one char at a time."""
-    from core.generate import TextGenerator
+    from core.sampling import TextGenerator
 
     try:
         chars = TextGenerator(model, itos).stream(prefix, sampling, stop)
