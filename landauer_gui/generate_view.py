@@ -19,6 +19,7 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
+    QCheckBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -103,7 +104,11 @@ class GenerateView(QWidget):
         self.explore_button = QPushButton("Explore this sample")
         self.explore_button.setToolTip("Open the prompt and sample in the Explore view, read by the same checkpoint")
         self.explore_button.clicked.connect(self._request_explore)
+        self.colour_check = QCheckBox("Colour by probability")
+        self.colour_check.setToolTip("Shade each new character by how surprising the model found it "
+                                     "(−log₂ p at temperature 1: white expected, dark red 8+ bits)")
         run_row = QHBoxLayout()
+        run_row.addWidget(self.colour_check)
         run_row.addWidget(self.explore_button)
         run_row.addStretch(1)
         run_row.addWidget(self.stop_button)
@@ -222,8 +227,9 @@ class GenerateView(QWidget):
         self._submitted_prompt = prompt
         self._sample_path = str(path)
         self.sample.set_status("Loading model…" if cached is None else "Reading the prompt…")
-        stop = self._stop
-        self._sampler.start(lambda: generation_items(str(path), device, key, cached, prompt, sampling, stop),
+        stop, scored = self._stop, self.colour_check.isChecked()
+        self._sampler.start(lambda: generation_items(str(path), device, key, cached, prompt, sampling, stop,
+                                                     scored),
                             self._on_item, self._on_failed)
         self._update_buttons()
         self.sample.begin_stream()
@@ -242,6 +248,8 @@ class GenerateView(QWidget):
     def _on_item(self, item: object) -> None:
         if isinstance(item, str):
             self.sample.add(item)
+        elif isinstance(item, tuple):  # (char, probability) when colouring by probability
+            self.sample.add(*item)
         elif isinstance(item, Ready):
             # Only now: a refused prompt or file leaves the last sample readable.
             self.sample.start_sample(self._submitted_prompt)

@@ -14,6 +14,7 @@ import numpy as np
 
 NO_VALUE = (255, 255, 255)
 SAMPLE = 65_536  # values a percentile is estimated from
+DARK_LUMA = 115  # text on a background darker than this is drawn white
 
 # GLTR's four rank buckets: the model's favourite, its top 5, top 20, anything else.
 RANK_EDGES = (1, 5, 20)
@@ -82,6 +83,17 @@ class ColourScale:
         return [(_fmt(v) + self.unit, tuple(int(x) for x in c)) for v, c in zip(values, colours, strict=True)]
 
 
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """Perceived brightness (0-255) of ``rgb (..., 3)`` rows."""
+    c = np.asarray(rgb, dtype=np.float64)
+    return c[..., 0] * 0.299 + c[..., 1] * 0.587 + c[..., 2] * 0.114
+
+
+def is_dark(rgb) -> bool:
+    """Whether text on this background should be white."""
+    return bool(luma(rgb) < DARK_LUMA)
+
+
 def _fmt(v: float) -> str:
     if abs(v) >= 100 or v == 0:
         return f"{v:.0f}"
@@ -128,3 +140,30 @@ def motion_scale(motion: np.ndarray) -> ColourScale:
 def diverging_scale(values: np.ndarray, title: str, unit: str = "") -> ColourScale:
     """Centred on 0, saturating at the 99th percentile of ``|values|``."""
     return ColourScale("diverging", title, high=robust_high(values, absolute=True), unit=unit)
+
+
+# Characters streamed with their probability (the Generate view's "colour by probability"):
+# a fixed scale, since the whole text is not known in advance; 8 bits is p = 1/256.
+STREAM_SCALE = ColourScale("sequential", "surprise (bits)", 0.0, 8.0, " b")
+STREAM_LEVELS = 9
+
+
+def runs_by_surprise(text: str, probs: list[float] | np.ndarray,
+                     scale: ColourScale = STREAM_SCALE) -> list[tuple[str, tuple[int, int, int]]]:
+    """``text`` cut into runs of one colour, each character coloured by ``-log2 p``.
+
+    Colours are quantised to ``STREAM_LEVELS`` steps so that neighbouring
+    characters share runs and a stream is inserted in a few edits, not one per character.
+    """
+    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0)
+    bits = -np.log2(p)
+    step = (scale.high - scale.low) / (STREAM_LEVELS - 1)
+    level = np.clip(np.rint((bits - scale.low) / step), 0, STREAM_LEVELS - 1)
+    colours = scale.rgb(scale.low + level * step)
+    runs: list[tuple[str, tuple[int, int, int]]] = []
+    start = 0
+    for i in range(1, len(text) + 1):
+        if i == len(text) or level[i] != level[start]:
+            runs.append((text[start:i], tuple(int(c) for c in colours[start])))
+            start = i
+    return runs

@@ -33,7 +33,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QAbstractScrollArea, QWidget
 
-from landauer_gui.explore.colours import ColourScale
+from landauer_gui.explore.colours import DARK_LUMA, ColourScale, luma
 
 _SHOWN = {i: "·" for i in range(32)} | {9: "→", 13: "␍", 10: "↵", 127: "·"}
 _NEWLINE_PEN = QColor(150, 150, 150)
@@ -42,7 +42,6 @@ _HOVER_PEN = QColor(60, 110, 220)
 _SELECTION = QColor(40, 100, 230, 70)
 _MARK_PEN = QColor(200, 30, 120)
 MARGIN = 6
-DARK_LUMA = 115  # cells darker than this get white glyphs
 
 
 def newline_positions(text: str) -> np.ndarray:
@@ -344,7 +343,7 @@ class CharPane(QAbstractScrollArea):
         white = QColor(255, 255, 255)
         dark = None
         if colours is not None:  # glyphs on dark cells are drawn white
-            dark = (colours[:, 0] * 0.299 + colours[:, 1] * 0.587 + colours[:, 2] * 0.114) < DARK_LUMA
+            dark = luma(colours) < DARK_LUMA
         for r, (a, b, newline) in enumerate(spans):
             y = MARGIN + r * ch
             stop = b + 1 if newline else b

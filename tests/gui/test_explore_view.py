@@ -218,3 +218,49 @@ def test_explore_this_sample_sends_the_generate_views_text_to_the_explore_tab(qt
     assert w.explore_view.checkpoints.selected_path() == ckpt.resolve()
     w.explore_view.shutdown()
     gv.shutdown()
+
+
+def test_generate_view_colours_characters_by_probability_as_they_stream(qtbot, tmp_path):
+    from core.checkpoint import load_model
+    from core.hparams import SamplingConfig
+    from core.sampling import TextGenerator
+    from landauer_gui.explore.colours import runs_by_surprise
+    from landauer_gui.generate_view import GenerateView
+
+    gv = GenerateView()
+    qtbot.addWidget(gv)
+    ckpt = _checkpoint(tmp_path / "a.pth")
+    gv.add_checkpoint(ckpt)
+    gv.set_prompt("the ")
+    gv.set_sampling(max_new_tokens=60, seed=5, temperature=1.0)
+    gv.colour_check.setChecked(True)
+    with qtbot.waitSignal(gv.generation_finished, timeout=TIMEOUT_MS):
+        gv.generate()
+    model, itos, _ = load_model(ckpt)
+    scored = list(TextGenerator(model, itos).stream_scored("the ", SamplingConfig(max_new_tokens=60, seed=5)))
+    text = "".join(c for c, _ in scored)
+    assert gv.generated_text() == text
+    want = [colour for run, colour in runs_by_surprise(text, [p for _, p in scored]) for _ in run]
+    assert len(set(want)) > 1  # the test means something only if the colours vary
+    doc = gv.output.document()
+    got = []  # (char, background) of every character shown; newlines are block breaks, not fragments
+    block = doc.begin()
+    while block.isValid():
+        it = block.begin()
+        while not it.atEnd():
+            fragment = it.fragment()
+            c = fragment.charFormat().background().color()
+            got += [(ch, (c.red(), c.green(), c.blue())) for ch in fragment.text()]
+            it += 1
+        block = block.next()
+    got = [colour for _, colour in got[4:]]  # after the prompt
+    want = [colour for ch, colour in zip(text, want, strict=True) if ch != "\n"]
+    assert got == want
+    gv.colour_check.setChecked(False)
+    with qtbot.waitSignal(gv.generation_finished, timeout=TIMEOUT_MS):
+        gv.generate()
+    assert gv.generated_text() == text  # the same seed draws the same characters, uncoloured
+    assert doc.begin().begin().fragment().charFormat().background().style() == Qt.BrushStyle.NoBrush
+    last = doc.lastBlock().begin().fragment()
+    assert last.text() and last.charFormat().background().style() == Qt.BrushStyle.NoBrush
+    gv.shutdown()
