@@ -14,10 +14,12 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from core.distribution import sampling_distribution
+from landauer_gui.explore.plot_cache import cache_axes
 
 RAW_BRUSH = pg.mkBrush(90, 130, 200)
 ACTUAL_BRUSH = pg.mkBrush(215, 50, 50)
 SHAPED_BRUSH = pg.mkBrush(245, 150, 40, 200)
+Y_CEILINGS = (0.1, 0.25, 0.5, 1.0)
 _SHOW = {"\n": "↵", " ": "␣", "\t": "→", "\r": "␍"}
 
 
@@ -38,6 +40,10 @@ class DistributionChart(QWidget):
         self.caption = QLabel("Hover or click a character to see what the model expected there.")
         self.caption.setWordWrap(True)
         self.caption.setTextFormat(Qt.TextFormat.RichText)
+        # A fixed height: a caption that changed its line count on every hover would re-lay out
+        # (and repaint) the whole view each time.
+        self.caption.setFixedHeight(2 * self.caption.fontMetrics().lineSpacing() + 4)
+        self.caption.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.plot = pg.PlotWidget()
         self.plot.setMenuEnabled(False)
         self.plot.setMouseEnabled(x=True, y=False)
@@ -53,6 +59,7 @@ class DistributionChart(QWidget):
         self.plot.addItem(self.raw_bars)
         self.plot.addItem(self.shaped_bars)
         legend.addItem(pg.BarGraphItem(x=[0], height=[0], width=1, brush=ACTUAL_BRUSH), "actual")
+        cache_axes(self.plot.getPlotItem())
         self.plot.scene().sigMouseClicked.connect(self._on_click)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -63,16 +70,15 @@ class DistributionChart(QWidget):
         self._order = np.zeros(0, dtype=np.int64)  # slot -> character id
         self._actual = -1
         self._itos: dict[int, str] = {}
-        self.sort_by_probability = True
+
 
     def clear(self) -> None:
+        """No bars (the slots and their labels stay)."""
         self._probs = np.zeros(0)
         self._shaped = np.zeros(0)
-        self._order = np.zeros(0, dtype=np.int64)
         self._actual = -1
         self.raw_bars.setOpts(x=[], height=[], brushes=None)
         self.shaped_bars.setOpts(x=[], height=[])
-        self.plot.getAxis("bottom").setTicks([[]])
 
     def show_distribution(self, probs: np.ndarray, itos: dict[int, str], actual: int,
                           temperature: float, top_k: int, caption: str = "") -> None:
@@ -82,19 +88,32 @@ class DistributionChart(QWidget):
         self._actual = int(actual)
         self._itos = itos
         v = len(self._probs)
-        self._order = (np.argsort(-self._probs, kind="stable") if self.sort_by_probability
-                       else np.arange(v))
+        if len(self._order) != v:
+            self.set_order(np.arange(v), itos)
         slots = np.arange(v, dtype=np.float64)
         brushes = [ACTUAL_BRUSH if int(c) == self._actual else RAW_BRUSH for c in self._order]
         self.raw_bars.setOpts(x=slots - 0.21, height=self._probs[self._order], brushes=brushes)
         self.shaped_bars.setOpts(x=slots + 0.21, height=self._shaped[self._order])
-        ticks = [(float(s), shown_char(itos.get(int(c), "?"))) for s, c in enumerate(self._order)]
-        self.plot.getAxis("bottom").setTicks([ticks])
-        self.plot.setXRange(-0.7, v - 0.3, padding=0)
         top = max(float(self._probs.max(initial=0)), float(self._shaped.max(initial=0)))
-        self.plot.setYRange(0, max(0.05, min(1.0, top * 1.08)), padding=0)
+        ceiling = next(c for c in Y_CEILINGS if top <= c)  # a few fixed ranges: the axis seldom redraws
+        if self.plot.viewRange()[1][1] != ceiling:
+            self.plot.setYRange(0, ceiling, padding=0)
         if caption:
             self.caption.setText(caption)
+
+    def set_order(self, order: np.ndarray, itos: dict[int, str]) -> None:
+        """Which character sits in which slot, left to right (fixed while hovering).
+
+        One order for a whole text (the view uses the characters' mean predicted
+        probability, so the usual favourites are on the left) keeps every bar in
+        its place as the mouse moves, so distributions compare at a glance, and
+        the axis labels are drawn once instead of on every hover.
+        """
+        self._order = np.asarray(order, dtype=np.int64)
+        self._itos = itos
+        ticks = [(float(s), shown_char(itos.get(int(c), "?"))) for s, c in enumerate(self._order)]
+        self.plot.getAxis("bottom").setTicks([ticks])
+        self.plot.setXRange(-0.7, len(self._order) - 0.3, padding=0)
 
     def heights(self) -> np.ndarray:
         """The raw bars' heights in vocabulary order (what the chart shows)."""

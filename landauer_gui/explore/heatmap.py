@@ -26,9 +26,11 @@ from PySide6.QtWidgets import (
 )
 
 from landauer_gui.explore.colours import DIVERGING, robust_high
+from landauer_gui.explore.plot_cache import cache_axes
 
 UNIT_ROLE = Qt.ItemDataRole.UserRole
 MAX_LISTED = 40
+WINDOW_PAGES = 4  # the x range spans this many screens of text, as the tracks' does
 MIN_WINDOW = 4096  # characters drawn at least; the image holds a window, not the whole text
 
 
@@ -80,6 +82,7 @@ class HiddenHeatmap(QWidget):
         self.unit_line = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen(200, 30, 120, width=1))
         self.unit_line.hide()
         self.plot.addItem(self.unit_line, ignoreBounds=True)
+        cache_axes(self.plot.getPlotItem())
         self.plot.scene().sigMouseClicked.connect(self._on_click)
 
         self.units = QListWidget()
@@ -188,10 +191,16 @@ class HiddenHeatmap(QWidget):
             self.cursor_line.setValue(index)
 
     def show_range(self, first: int, last: int) -> None:
-        if last > first:
-            self._wanted = (first, last)
-            self._fill(first, last)
-            self.plot.setXRange(first - 0.5, last - 0.5, padding=0.01)
+        """Keep characters ``[first, last)`` in view (moving the x range only when they near its edge)."""
+        if last <= first:
+            return
+        self._wanted = (first, last)
+        self._fill(first, last)
+        lo, hi = self.plot.viewRange()[0]
+        span = last - first
+        if first - span // 2 < lo or last + span // 2 > hi or hi - lo > 2 * WINDOW_PAGES * span:
+            a = first - (WINDOW_PAGES - 1) * span // 2
+            self.plot.setXRange(a - 0.5, a + WINDOW_PAGES * span - 0.5, padding=0)
 
     def show_span(self, start: int, end: int) -> None:
         self.region.setVisible(end > start)

@@ -53,7 +53,9 @@ class Prepared:
     ``per_char`` holds arrays of the text's length (NaN at position 0, which
     nothing predicts): "surprise" in bits, "rank" and "motion".
     ``hidden`` is ``(L, m, H)`` for the first ``m`` characters (``m`` may be
-    less than the text's length for long texts), or None.
+    less than the text's length for long texts), or None. ``char_order`` lists
+    the character ids by their mean predicted probability over the text, most
+    expected first (the distribution chart's fixed order).
     """
 
     analysis: Any  # core.analysis.TextAnalysis
@@ -64,6 +66,7 @@ class Prepared:
     summary: Any  # core.analysis.AnalysisSummary
     seconds: float
     checkpoint: str
+    char_order: np.ndarray
 
 
 @dataclass
@@ -133,8 +136,9 @@ def analysis_items(path: str, device: str, key: tuple, cached: tuple | None, tex
     chars = {"surprise": bits, "rank": per_char(analysis.rank), "motion": per_char(analysis.motion)}
     scales = {"surprise": surprise_scale(analysis.surprise), "rank": rank_scale(),
               "motion": motion_scale(analysis.motion)}
+    order = np.argsort(-analysis.probs.mean(axis=0, dtype=np.float64), kind="stable")
     yield Prepared(analysis, chars, scales, newline_positions(text), hidden, analysis.summary(),
-                   seconds, path)
+                   seconds, path, order)
 
 
 def compare_items(path: str, device: str, first: Any) -> Iterator[object]:

@@ -24,6 +24,7 @@ from PySide6.QtGui import (
     QFontDatabase,
     QFontMetrics,
     QFontMetricsF,
+    QImage,
     QKeyEvent,
     QMouseEvent,
     QPainter,
@@ -344,14 +345,18 @@ class CharPane(QAbstractScrollArea):
         dark = None
         if colours is not None:  # glyphs on dark cells are drawn white
             dark = luma(colours) < DARK_LUMA
+        if colours is not None:  # every cell's colour as one pixel, scaled up in one draw call
+            cells = np.zeros((len(spans), self._cols + 1, 4), dtype=np.uint8)
+            for r, (a, b, newline) in enumerate(spans):
+                stop = b + 1 if newline else b
+                cells[r, : stop - a, :3] = colours[a - first:stop - first]
+                cells[r, : stop - a, 3] = 255
+            image = QImage(cells.data, cells.shape[1], cells.shape[0], cells.shape[1] * 4,
+                           QImage.Format.Format_RGBA8888)
+            p.drawImage(QRect(MARGIN, MARGIN, cells.shape[1] * cw, cells.shape[0] * ch), image)
         for r, (a, b, newline) in enumerate(spans):
             y = MARGIN + r * ch
             stop = b + 1 if newline else b
-            if colours is not None:
-                for i in range(a, stop):
-                    c = colours[i - first]
-                    if c[0] != 255 or c[1] != 255 or c[2] != 255:
-                        p.fillRect(MARGIN + (i - a) * cw, y, cw, ch, QColor(int(c[0]), int(c[1]), int(c[2])))
             if sel_b > sel_a and sel_a < stop and sel_b > a:
                 x0 = MARGIN + (max(sel_a, a) - a) * cw
                 x1 = MARGIN + (min(sel_b, stop) - a) * cw

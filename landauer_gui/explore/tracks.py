@@ -14,7 +14,10 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
+from landauer_gui.explore.plot_cache import cache_axes
+
 CURSOR_PEN = pg.mkPen(20, 20, 20, width=1.5)
+WINDOW_PAGES = 4  # the x range spans this many screens of text, so scrolling rarely moves the axes
 HOVER_PEN = pg.mkPen(60, 110, 220, width=1, style=Qt.PenStyle.DashLine)
 
 
@@ -38,6 +41,7 @@ class TrackPlots(QWidget):
         self.curves = []
         self.cursor_lines = []
         self.hover_lines = []
+        self.bands = []
         for plot, colour in zip(self.plots, ((200, 60, 40), (60, 120, 60)), strict=True):
             plot.setMenuEnabled(False)
             plot.hideButtons()
@@ -45,7 +49,11 @@ class TrackPlots(QWidget):
             plot.setClipToView(True)
             plot.setDownsampling(auto=True, mode="peak")
             plot.getAxis("left").setWidth(52)
-            curve = plot.plot([], [], pen=pg.mkPen(colour, width=1), stepMode=None)
+            curve = plot.plot([], [], pen=pg.mkPen(colour, width=1), antialias=False)
+            band = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(40, 100, 230, 22), pen=pg.mkPen(None))
+            band.hide()
+            plot.addItem(band, ignoreBounds=True)
+            self.bands.append(band)
             cursor = pg.InfiniteLine(angle=90, movable=False, pen=CURSOR_PEN)
             hover = pg.InfiniteLine(angle=90, movable=False, pen=HOVER_PEN)
             for line in (cursor, hover):
@@ -54,6 +62,7 @@ class TrackPlots(QWidget):
             self.curves.append(curve)
             self.cursor_lines.append(cursor)
             self.hover_lines.append(hover)
+        cache_axes(*self.plots)
         self.canvas.scene().sigMouseClicked.connect(self._on_click)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -76,13 +85,22 @@ class TrackPlots(QWidget):
         self._n = 0
         for curve in self.curves:
             curve.setData([], [])
-        for line in self.cursor_lines + self.hover_lines:
+        for line in self.cursor_lines + self.hover_lines + self.bands:
             line.hide()
 
     def show_range(self, first: int, last: int) -> None:
-        """Show characters ``[first, last)`` (the text pane's visible part)."""
-        if last > first:
-            self.surprise_plot.setXRange(first - 0.5, last - 0.5, padding=0.01)
+        """Mark characters ``[first, last)`` (the text pane's visible part) and keep them in view."""
+        if last <= first:
+            return
+        for band in self.bands:
+            band.setRegion((first - 0.5, last - 0.5))
+            band.show()
+        lo, hi = self.x_range()
+        span = last - first
+        margin = span // 2
+        if first - margin < lo or last + margin > hi or hi - lo > 2 * WINDOW_PAGES * span:
+            a = first - (WINDOW_PAGES - 1) * span // 2
+            self.surprise_plot.setXRange(a - 0.5, a + WINDOW_PAGES * span - 0.5, padding=0)
 
     def x_range(self) -> tuple[float, float]:
         lo, hi = self.surprise_plot.viewRange()[0]

@@ -71,7 +71,8 @@ COLOUR_MODES = (("surprise", "Surprise"), ("rank", "Rank (top 1 / 5 / 20)"), ("m
                 ("unit", "Selected unit"), ("compare", "Δ surprise vs second checkpoint"))
 TYPED_BOX_LIMIT = 20_000  # longer texts are kept aside, not pasted into the edit box
 CONTEXT_CHARS = 24
-HOVER_MS = 15  # coalesce mouse moves: at most ~60 position updates a second
+HOVER_MS = 40  # coalesce mouse moves: at most ~25 position updates a second
+VISIBLE_MS = 30  # the plots follow scrolling in their own event-loop turn, after the text has painted
 RANK_DELAY_MS = 150
 BRANCH_FLUSH_MS = 50
 CLOSE_WAIT_MS = 10_000
@@ -102,6 +103,7 @@ class ExploreView(QWidget):
         self._source: tuple[str, str] | None = None  # (text, origin) for non-typed sources
         self._position = -1
         self._pending_hover = -1
+        self._visible = (0, 0)
         self._branch_chars: list[str] = []
         self._branch_prefix = ""
         self._branch_stop = threading.Event()
@@ -122,6 +124,9 @@ class ExploreView(QWidget):
         self.rank_slot.finished.connect(self._on_rank_finished)
         self.export_slot.finished.connect(self._on_export_finished)
 
+        self._visible_timer = QTimer(self, singleShot=True, interval=VISIBLE_MS)
+        self._visible_timer.timeout.connect(self._apply_visible)
+        self._deferred: jobs.Prepared | None = None  # plots still to fill from the last analysis
         self._hover_timer = QTimer(self, singleShot=True, interval=HOVER_MS)
         self._hover_timer.timeout.connect(self._apply_hover)
         self._rank_timer = QTimer(self, singleShot=True, interval=RANK_DELAY_MS)
@@ -494,16 +499,11 @@ class ExploreView(QWidget):
         self.last_analysis_s = prep.seconds
         text = prep.analysis.text
         self.pane.set_text(text, newlines=prep.newlines)
-        self.tracks.set_tracks(prep.per_char["surprise"], prep.per_char["motion"])
-        self.heatmap.set_hidden(prep.hidden, len(text))
-        if prep.hidden is not None:
-            self._activation_scale = diverging_scale(prep.hidden, "activation")
-        model = self._model[1][0] if self._model else None
-        if model is not None and prep.hidden is not None:
-            cfg = model.config
-            self.phase.set_layers([f"layer {layer} · {GOLDEN_DEG / cfg.phase_scaling ** layer:.1f}°/unit"
-                                   for layer in range(cfg.num_layers)])
+        # The plots are filled in the next event-loop turn: one long stall becomes two short ones.
+        self._deferred = prep
+        QTimer.singleShot(0, self._fill_plots)
         self.chart.clear()
+        self.chart.set_order(prep.char_order, prep.analysis.itos)
         self._position = -1
         self.colour_box.setCurrentIndex(0)
         self._recolour()
@@ -515,7 +515,26 @@ class ExploreView(QWidget):
             f"{s.n_chars:,} chars read in {prep.seconds:.2f} s")
         self.pane.set_cursor(min(1, len(text) - 1))
 
+    def _fill_plots(self) -> None:
+        prep, self._deferred = self._deferred, None
+        if prep is None:
+            return
+        self.tracks.set_tracks(prep.per_char["surprise"], prep.per_char["motion"])
+        self.heatmap.set_hidden(prep.hidden, len(prep.analysis.text))
+        model = self._model[1][0] if self._model else None
+        if prep.hidden is not None:
+            self._activation_scale = diverging_scale(prep.hidden, "activation")
+            if model is not None:
+                cfg = model.config
+                self.phase.set_layers([f"layer {layer} · {GOLDEN_DEG / cfg.phase_scaling ** layer:.1f}°/unit"
+                                       for layer in range(cfg.num_layers)])
+        self._on_visible(*self.pane.visible_range())
+        self._apply_visible()
+        if self.pane.cursor() >= 0:
+            self.show_position(self.pane.cursor())
+
     def _on_analysis_finished(self) -> None:
+        self._fill_plots()
         if self._problem is not None:
             self.status_label.setText("Not analysed.")
             self.show_error(self._problem)
@@ -576,11 +595,11 @@ class ExploreView(QWidget):
 
     def _on_hover(self, index: int) -> None:
         self._pending_hover = index
-        self.tracks.set_hover(index)
         if not self._hover_timer.isActive():
             self._hover_timer.start()
 
     def _apply_hover(self) -> None:
+        self.tracks.set_hover(self._pending_hover)
         i = self._pending_hover if self._pending_hover >= 0 else self.pane.cursor()
         self._draw_position(i)
 
@@ -645,6 +664,12 @@ class ExploreView(QWidget):
 
     @Slot(int, int)
     def _on_visible(self, first: int, last: int) -> None:
+        self._visible = (first, last)
+        if not self._visible_timer.isActive():
+            self._visible_timer.start()
+
+    def _apply_visible(self) -> None:
+        first, last = self._visible
         self.tracks.show_range(first, last)
         self.heatmap.show_range(first, last)
 
