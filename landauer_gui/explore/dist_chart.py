@@ -46,6 +46,7 @@ class DistributionChart(QWidget):
         self.caption.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.plot = pg.PlotWidget()
         self.plot.setMenuEnabled(False)
+        self.plot.setAntialiasing(False)  # axis-aligned bars: antialiasing only costs time
         self.plot.setMouseEnabled(x=True, y=False)
         self.plot.hideButtons()
         self.plot.setLabel("left", "probability")

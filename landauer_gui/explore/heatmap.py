@@ -63,6 +63,7 @@ class HiddenHeatmap(QWidget):
 
         self.plot = pg.PlotWidget()
         self.plot.setMenuEnabled(False)
+        self.plot.setAntialiasing(False)
         self.plot.hideButtons()
         self.plot.setMouseEnabled(x=True, y=True)
         self.plot.setLabel("left", "unit")

@@ -15,6 +15,7 @@ faint ``↵`` cell so its own surprise is visible too.
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 from PySide6.QtCore import QPoint, QRect, Qt, Signal
@@ -43,6 +44,12 @@ _HOVER_PEN = QColor(60, 110, 220)
 _SELECTION = QColor(40, 100, 230, 70)
 _MARK_PEN = QColor(200, 30, 120)
 MARGIN = 6
+# The screen's native pixel layout (no conversion when blitting): B, G, R, A bytes on
+# little-endian machines; cells are opaque or fully transparent, so premultiplying is a no-op.
+if sys.byteorder == "little":
+    _PIXELS, _RGB = QImage.Format.Format_ARGB32_Premultiplied, slice(2, None, -1)
+else:
+    _PIXELS, _RGB = QImage.Format.Format_RGBA8888_Premultiplied, slice(0, 3)
 
 
 def newline_positions(text: str) -> np.ndarray:
@@ -345,15 +352,15 @@ class CharPane(QAbstractScrollArea):
         dark = None
         if colours is not None:  # glyphs on dark cells are drawn white
             dark = luma(colours) < DARK_LUMA
-        if colours is not None:  # every cell's colour as one pixel, scaled up in one draw call
+        if colours is not None:  # all cell colours as one image, blitted in one call
             cells = np.zeros((len(spans), self._cols + 1, 4), dtype=np.uint8)
             for r, (a, b, newline) in enumerate(spans):
                 stop = b + 1 if newline else b
-                cells[r, : stop - a, :3] = colours[a - first:stop - first]
+                cells[r, : stop - a, _RGB] = colours[a - first:stop - first]
                 cells[r, : stop - a, 3] = 255
-            image = QImage(cells.data, cells.shape[1], cells.shape[0], cells.shape[1] * 4,
-                           QImage.Format.Format_RGBA8888)
-            p.drawImage(QRect(MARGIN, MARGIN, cells.shape[1] * cw, cells.shape[0] * ch), image)
+            pixels = np.ascontiguousarray(np.repeat(np.repeat(cells, ch, axis=0), cw, axis=1))
+            image = QImage(pixels.data, pixels.shape[1], pixels.shape[0], pixels.shape[1] * 4, _PIXELS)
+            p.drawImage(MARGIN, MARGIN, image)
         for r, (a, b, newline) in enumerate(spans):
             y = MARGIN + r * ch
             stop = b + 1 if newline else b

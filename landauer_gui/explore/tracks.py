@@ -14,6 +14,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
+from landauer_gui.explore.colours import robust_high
 from landauer_gui.explore.plot_cache import cache_axes
 
 CURSOR_PEN = pg.mkPen(20, 20, 20, width=1.5)
@@ -29,6 +30,7 @@ class TrackPlots(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.canvas = pg.GraphicsLayoutWidget()
+        self.canvas.setAntialiasing(False)
         self.canvas.ci.setContentsMargins(2, 2, 2, 2)
         self.surprise_plot = self.canvas.addPlot(row=0, col=0)
         self.motion_plot = self.canvas.addPlot(row=1, col=0)
@@ -44,6 +46,7 @@ class TrackPlots(QWidget):
         self.bands = []
         for plot, colour in zip(self.plots, ((200, 60, 40), (60, 120, 60)), strict=True):
             plot.setMenuEnabled(False)
+            plot.disableAutoRange()  # ranges are set explicitly: no bounds search over a megabyte
             plot.hideButtons()
             plot.setMouseEnabled(x=True, y=False)
             plot.setClipToView(True)
@@ -69,17 +72,21 @@ class TrackPlots(QWidget):
         layout.addWidget(self.canvas)
         self._n = 0
 
-    def set_tracks(self, surprise_bits: np.ndarray, motion: np.ndarray) -> None:
-        """Per-character series (length n; NaN where a character has no value)."""
+    def set_tracks(self, surprise_bits: np.ndarray, motion: np.ndarray,
+                   first: int = 0, last: int = 0) -> None:
+        """Per-character series (length n; NaN where a character has no value).
+
+        ``[first, last)`` is the part of the text on screen. The ranges are set
+        before the data, so pyqtgraph clips a megabyte to the view once rather
+        than after every range change.
+        """
         self._n = len(surprise_bits)
+        self.show_range(first, max(last, first + 1))
+        for plot, y in zip(self.plots, (surprise_bits, motion), strict=True):
+            plot.setYRange(0, max(1.1 * robust_high(y, 99.5), 1e-6), padding=0)
         x = np.arange(self._n, dtype=np.float64)
         for curve, y in zip(self.curves, (surprise_bits, motion), strict=True):
-            y = np.asarray(y, dtype=np.float64)
-            curve.setData(x, y, connect="finite")
-        for plot, y in zip(self.plots, (surprise_bits, motion), strict=True):
-            finite = np.asarray(y)[np.isfinite(y)]
-            top = float(np.percentile(finite[:: max(1, finite.size // 65536)], 99.5)) if finite.size else 1.0
-            plot.setYRange(0, max(top * 1.1, 1e-6), padding=0)
+            curve.setData(x, np.asarray(y, dtype=np.float64), connect="finite", skipFiniteCheck=True)
 
     def clear(self) -> None:
         self._n = 0

@@ -127,6 +127,7 @@ class ExploreView(QWidget):
         self._visible_timer = QTimer(self, singleShot=True, interval=VISIBLE_MS)
         self._visible_timer.timeout.connect(self._apply_visible)
         self._deferred: jobs.Prepared | None = None  # plots still to fill from the last analysis
+        self._finish_after_fill = False
         self._hover_timer = QTimer(self, singleShot=True, interval=HOVER_MS)
         self._hover_timer.timeout.connect(self._apply_hover)
         self._rank_timer = QTimer(self, singleShot=True, interval=RANK_DELAY_MS)
@@ -519,7 +520,7 @@ class ExploreView(QWidget):
         prep, self._deferred = self._deferred, None
         if prep is None:
             return
-        self.tracks.set_tracks(prep.per_char["surprise"], prep.per_char["motion"])
+        self.tracks.set_tracks(prep.per_char["surprise"], prep.per_char["motion"], *self.pane.visible_range())
         self.heatmap.set_hidden(prep.hidden, len(prep.analysis.text))
         model = self._model[1][0] if self._model else None
         if prep.hidden is not None:
@@ -532,9 +533,17 @@ class ExploreView(QWidget):
         self._apply_visible()
         if self.pane.cursor() >= 0:
             self.show_position(self.pane.cursor())
+        if self._finish_after_fill:
+            self._complete_analysis()
 
     def _on_analysis_finished(self) -> None:
-        self._fill_plots()
+        if self._deferred is not None:  # finish once the plots are filled, in their own turn
+            self._finish_after_fill = True
+            return
+        self._complete_analysis()
+
+    def _complete_analysis(self) -> None:
+        self._finish_after_fill = False
         if self._problem is not None:
             self.status_label.setText("Not analysed.")
             self.show_error(self._problem)
