@@ -199,9 +199,11 @@ class HiddenHeatmap(QWidget):
         self._fill(first, last)
         lo, hi = self.plot.viewRange()[0]
         span = last - first
-        if first - span // 2 < lo or last + span // 2 > hi or hi - lo > 2 * WINDOW_PAGES * span:
-            a = first - (WINDOW_PAGES - 1) * span // 2
-            self.plot.setXRange(a - 0.5, a + WINDOW_PAGES * span - 0.5, padding=0)
+        width = min(WINDOW_PAGES * span, max(self._n_text, span))
+        n = self._n_text
+        if max(0, first - span // 2) < lo or min(n, last + span // 2) > hi or hi - lo > 2 * width:
+            a = max(0, min(first - (width - span) // 2, n - width))
+            self.plot.setXRange(a - 0.5, a + width - 0.5, padding=0)
 
     def show_span(self, start: int, end: int) -> None:
         self.region.setVisible(end > start)

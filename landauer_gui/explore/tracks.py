@@ -105,9 +105,10 @@ class TrackPlots(QWidget):
         lo, hi = self.x_range()
         span = last - first
         margin = span // 2
-        if first - margin < lo or last + margin > hi or hi - lo > 2 * WINDOW_PAGES * span:
-            a = first - (WINDOW_PAGES - 1) * span // 2
-            self.surprise_plot.setXRange(a - 0.5, a + WINDOW_PAGES * span - 0.5, padding=0)
+        width = min(WINDOW_PAGES * span, max(self._n, span))  # a short text is shown whole
+        if max(0, first - margin) < lo or min(self._n, last + margin) > hi or hi - lo > 2 * width:
+            a = max(0, min(first - (width - span) // 2, self._n - width))
+            self.surprise_plot.setXRange(a - 0.5, a + width - 0.5, padding=0)
 
     def x_range(self) -> tuple[float, float]:
         lo, hi = self.surprise_plot.viewRange()[0]

@@ -294,6 +294,7 @@ class ExploreView(QWidget):
         top.addWidget(right)
         top.setStretchFactor(0, 3)
         top.setStretchFactor(1, 2)
+        top.setSizes([560, 380])
 
         self.tracks = TrackPlots()
         self.heatmap = HiddenHeatmap()
