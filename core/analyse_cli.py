@@ -71,9 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         written = write_report(analysis, args.out, title)
     except OSError as exc:
         return _error(f"cannot write {args.out}: {exc.strerror or exc}")
-    print(f"wrote {kind.upper()} report {written}")
-    for label, value in summary_rows(analysis):
-        print(f"  {label}: {value}")
+    lines = [f"wrote {kind.upper()} report {written}"]
+    lines += [f"  {label}: {value}" for label, value in summary_rows(analysis)]
+    try:
+        print("\n".join(lines), flush=True)
+    except BrokenPipeError:  # e.g. piped into `head`: the report is written, that is what counts
+        sys.stdout = None
     return EXIT_OK
 
 
