@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from PySide6.QtWidgets import QApplication
 
+    from landauer_gui.engine import engine
     from landauer_gui.latency import TimerLatencyProbe
     from landauer_gui.main_window import MainWindow
 
@@ -63,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         return explore(args, app, w, spin)
 
     if args.corpus:
-        tv.set_corpus(str(args.corpus))
-    spin(60, lambda: tv._corpus_loader is None)
+        tv.corpus_picker.set_corpus(str(args.corpus))
+    spin(60, lambda: not tv.corpus_picker.is_loading() and engine().is_ready())
     tv.form.set_values(tv.form.values().replace(
         batch_size=16, seq_len=64, embed_dim=32, hidden_dim=args.hidden, num_layers=1,
         steps=10_000_000, eval_every=100, eval_batches=4, save_every=0, log_every=100))
@@ -80,13 +81,13 @@ def main(argv: list[str] | None = None) -> int:
         print("cannot start:", tv.start_blockers())
         return 1
     spin(120, lambda: len(tv.plot.live.train) >= 5)
-    first = tv.progress.value()
+    first = tv.controls.progress.value()
     probe.start()
     t0 = time.monotonic()
     spin(args.seconds)
     probe.stop()
     busy = probe.stats_ms()
-    steps = tv.progress.value() - first
+    steps = tv.controls.progress.value() - first
     rate = steps / (time.monotonic() - t0)
     tv.stop_and_wait()
     w.close()
