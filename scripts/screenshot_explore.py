@@ -12,31 +12,22 @@ units that single out the speakers' names and shows each tab once.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
 
-
-def _wait(app, cond, timeout: float) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise TimeoutError("timed out")
-        app.processEvents()
-        time.sleep(0.01)
+from screenshots import _wait, open_window  # noqa: E402
 
 
 def _settle(app, seconds: float = 0.5) -> None:
+    """Let queued repaints and deferred plot updates happen before a grab."""
     end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        app.processEvents()
-        time.sleep(0.01)
+    _wait(app, lambda: time.monotonic() >= end, seconds + 1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,19 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=REPO / "docs")
     ap.add_argument("--size", default="1280x800")
     args = ap.parse_args(argv)
-    os.environ["LANDAUER_STUDIO_HOME"] = tempfile.mkdtemp(prefix="landauer-shots-")
-
-    from PySide6.QtWidgets import QApplication
+    app, w = open_window(args.size)
 
     from landauer_gui.engine import engine
-    from landauer_gui.main_window import EXPLORE_TAB, MainWindow
+    from landauer_gui.main_window import EXPLORE_TAB
 
-    app = QApplication.instance() or QApplication([sys.argv[0]])
-    app.setStyle("Fusion")
-    w = MainWindow()
-    width, height = (int(v) for v in args.size.split("x"))
-    w.resize(width, height)
-    w.show()
     w.show_view(EXPLORE_TAB)
     ev = w.explore_view
     _wait(app, engine().is_ready, 120)
