@@ -19,6 +19,7 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
+    QCheckBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -49,6 +50,7 @@ class GenerateView(QWidget):
     generation_started = Signal(str)  # checkpoint path
     generation_finished = Signal(str)  # the generated text (without the prompt)
     error_shown = Signal(str)  # the message now shown in the banner
+    explore_requested = Signal(str, str)  # prompt + sample, the checkpoint that wrote it
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -57,6 +59,7 @@ class GenerateView(QWidget):
         self._sampler.finished.connect(self._on_finished)
         self._stop = threading.Event()
         self._submitted_prompt = ""  # what this sample continues, even if the box is edited meanwhile
+        self._sample_path = ""  # the checkpoint of the sample shown
         self._problem: Problem | None = None
         self._failure: str | None = None
         self._build_ui()
@@ -98,7 +101,15 @@ class GenerateView(QWidget):
         self.stop_button = QPushButton("Stop")
         self.stop_button.setToolTip("End the sample after the current character (Esc)")
         self.stop_button.clicked.connect(self.stop)
+        self.explore_button = QPushButton("Explore this sample")
+        self.explore_button.setToolTip("Open the prompt and sample in the Explore view, read by the same checkpoint")
+        self.explore_button.clicked.connect(self._request_explore)
+        self.colour_check = QCheckBox("Colour by probability")
+        self.colour_check.setToolTip("Shade each new character by how surprising the model found it "
+                                     "(−log₂ p at temperature 1: white expected, dark red 8+ bits)")
         run_row = QHBoxLayout()
+        run_row.addWidget(self.colour_check)
+        run_row.addWidget(self.explore_button)
         run_row.addStretch(1)
         run_row.addWidget(self.stop_button)
         run_row.addWidget(self.generate_button)
@@ -214,9 +225,11 @@ class GenerateView(QWidget):
         self._problem = None
         self._failure = None
         self._submitted_prompt = prompt
+        self._sample_path = str(path)
         self.sample.set_status("Loading model…" if cached is None else "Reading the prompt…")
-        stop = self._stop
-        self._sampler.start(lambda: generation_items(str(path), device, key, cached, prompt, sampling, stop),
+        stop, scored = self._stop, self.colour_check.isChecked()
+        self._sampler.start(lambda: generation_items(str(path), device, key, cached, prompt, sampling, stop,
+                                                     scored),
                             self._on_item, self._on_failed)
         self._update_buttons()
         self.sample.begin_stream()
@@ -235,6 +248,8 @@ class GenerateView(QWidget):
     def _on_item(self, item: object) -> None:
         if isinstance(item, str):
             self.sample.add(item)
+        elif isinstance(item, tuple):  # (char, probability) when colouring by probability
+            self.sample.add(*item)
         elif isinstance(item, Ready):
             # Only now: a refused prompt or file leaves the last sample readable.
             self.sample.start_sample(self._submitted_prompt)
@@ -265,6 +280,11 @@ class GenerateView(QWidget):
         self._update_buttons()
         if self._problem is None and self._failure is None:
             self.generation_finished.emit(text)
+
+    @Slot()
+    def _request_explore(self) -> None:
+        if self._sample_path and self.sample.text():
+            self.explore_requested.emit(self.sample.text(), self._sample_path)
 
     # --- output ---------------------------------------------------------------------
 
@@ -308,6 +328,7 @@ class GenerateView(QWidget):
         ready = engine().is_ready()
         self.generate_button.setEnabled(ready and not running and self.selected_path() is not None)
         self.stop_button.setEnabled(running and not self._stop.is_set())
+        self.explore_button.setEnabled(not running and bool(self._sample_path) and bool(self.sample.text()))
 
     def shutdown(self, msecs: int = 10_000) -> bool:
         """Stop sampling, start nothing new, and wait for the worker threads to end.

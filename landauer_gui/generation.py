@@ -44,8 +44,12 @@ def _sentence(text: str) -> str:
 
 
 def generation_items(path: str, device: str, key: tuple, cached: tuple | None, prompt: str,
-                     sampling: SamplingConfig, stop: threading.Event) -> Iterator[object]:
+                     sampling: SamplingConfig, stop: threading.Event,
+                     scored: bool = False) -> Iterator[object]:
     """Runs on the worker thread: ``Loaded`` (unless cached), then ``Ready`` and characters, or a ``Problem``.
+
+    With ``scored`` the characters come as ``(char, probability)`` pairs
+    (:meth:`core.sampling.TextGenerator.stream_scored`, no extra pass).
 
     Expected failures become a :class:`Problem` item rather than an exception, so
     the view can show a precise message (and which prompt characters are unknown).
@@ -60,7 +64,8 @@ def generation_items(path: str, device: str, key: tuple, cached: tuple | None, p
             yield Loaded(key, model, itos, info)
         else:
             model, itos, info = cached
-        chars = TextGenerator(model, itos).stream(prompt, sampling, stop)
+        generator = TextGenerator(model, itos)
+        chars = (generator.stream_scored if scored else generator.stream)(prompt, sampling, stop)
     except PromptError as exc:
         yield Problem(_sentence(str(exc)) + ".", tuple(getattr(exc, "missing", ())))
         return

@@ -1,4 +1,4 @@
-"""The studio window: Train and Generate views, menus, shortcuts, status bar.
+"""The studio window: Train, Generate and Explore views, menus, shortcuts, status bar.
 
 The window owns no logic of its own: it wires the views together (a saved
 checkpoint appears in the Generate view), maps menus and keys onto the views'
@@ -24,18 +24,19 @@ from core import __version__
 from core.resources import resource_path, user_data_dir
 from landauer_gui import settings
 from landauer_gui.engine import LOADING_TEXT, engine
+from landauer_gui.explore.view import ExploreView
 from landauer_gui.generate_view import GenerateView
 from landauer_gui.train_view import TrainView
 
 APP_TITLE = "Landauer Studio"
-TRAIN_TAB, GENERATE_TAB = 0, 1
+TRAIN_TAB, GENERATE_TAB, EXPLORE_TAB = 0, 1, 2
 START_KEYS = [QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")]
 PAUSE_KEYS = [QKeySequence("Ctrl+P"), QKeySequence(Qt.Key.Key_Space)]
 CLOSE_WAIT_MS = 120_000
 
 
 class MainWindow(QMainWindow):
-    """Train and Generate views in tabs; the status bar always names the device."""
+    """Train, Generate and Explore views in tabs; the status bar always names the device."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -47,10 +48,12 @@ class MainWindow(QMainWindow):
 
         self.train_view = TrainView(self)
         self.generate_view = GenerateView(self)
+        self.explore_view = ExploreView(self)
         self.tabs = QTabWidget(self)
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.train_view, "Train")
         self.tabs.addTab(self.generate_view, "Generate")
+        self.tabs.addTab(self.explore_view, "Explore")
         self.setCentralWidget(self.tabs)
 
         self.device_label = QLabel(self)
@@ -101,6 +104,7 @@ class MainWindow(QMainWindow):
 
         self.train_tab_action = self._action("&Train", lambda: self.show_view(TRAIN_TAB), "Ctrl+1")
         self.generate_tab_action = self._action("&Generate", lambda: self.show_view(GENERATE_TAB), "Ctrl+2")
+        self.explore_tab_action = self._action("&Explore", lambda: self.show_view(EXPLORE_TAB), "Ctrl+3")
         self.about_action = self._action("&About Landauer Studio", self.about)
         self.about_action.setMenuRole(QAction.MenuRole.AboutRole)
 
@@ -124,6 +128,7 @@ class MainWindow(QMainWindow):
         view_menu = bar.addMenu("&View")
         view_menu.addAction(self.train_tab_action)
         view_menu.addAction(self.generate_tab_action)
+        view_menu.addAction(self.explore_tab_action)
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(self.about_action)
 
@@ -137,6 +142,7 @@ class MainWindow(QMainWindow):
         tv.status_message.connect(lambda text: self.statusBar().showMessage(text, 5000))
         tv.error_shown.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.tabs.currentChanged.connect(self._on_tab_changed)
+        self.generate_view.explore_requested.connect(self._explore_sample)
         # Start's enabled state follows the corpus loader and the engine too.
         tv.controls.start_button.installEventFilter(self)
         self._update_actions()
@@ -169,6 +175,11 @@ class MainWindow(QMainWindow):
 
     def _on_checkpoint_saved(self, path: str) -> None:
         self.generate_view.add_checkpoint(path, select=False)
+        self.explore_view.checkpoints.add(path, select=False)
+
+    def _explore_sample(self, text: str, checkpoint: str) -> None:
+        self.show_view(EXPLORE_TAB)
+        self.explore_view.explore_text(text, "Sample from the Generate view", checkpoint)
 
     def open_checkpoint(self) -> None:
         self.show_view(GENERATE_TAB)
@@ -241,6 +252,7 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self.generate_view.shutdown()
+        self.explore_view.shutdown()
         engine().wait(CLOSE_WAIT_MS)  # closed while the engine loads: let its thread end
         self.save_state()
         event.accept()

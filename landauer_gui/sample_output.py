@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from landauer_gui.explore.colours import is_dark, runs_by_surprise
 from landauer_gui.widgets import stretched_row
 
 FLUSH_MS = 40  # coalesce streamed characters: ~25 repaints a second whatever the rate
@@ -78,6 +79,7 @@ class SampleOutput(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self._pending: list[str] = []
+        self._pending_probs: list[float] = []  # one per pending character when the stream is scored
         self._generated: list[str] = []  # flushed chunks, not single characters
         self._n_chars = 0
         self._first_char_at: float | None = None
@@ -119,15 +121,20 @@ class SampleOutput(QWidget):
     def start_sample(self, prompt: str) -> None:
         """The prompt was accepted: replace the last sample with the prompt alone."""
         self._pending.clear()
+        self._pending_probs.clear()
         self._generated.clear()
         self._n_chars = 0
         self.edit.clear()
         self._append(prompt, prompt=True)
 
-    def add(self, chars: str) -> None:
+    def add(self, chars: str, prob: float | None = None) -> None:
+        """Queue ``chars``; with ``prob`` (the model's probability of a single character)
+        its background shows how surprising it was."""
         if self._first_char_at is None:
             self._first_char_at = time.perf_counter()
         self._pending.append(chars)
+        if prob is not None:
+            self._pending_probs.append(prob)
 
     def end_stream(self) -> None:
         self._timer.stop()
@@ -140,10 +147,17 @@ class SampleOutput(QWidget):
         if not self._pending:
             return False
         chunk = "".join(self._pending)
+        probs = list(self._pending_probs)
+        scored = len(probs) == len(chunk) > 0
         self._pending.clear()
+        self._pending_probs.clear()
         self._generated.append(chunk)
         self._n_chars += len(chunk)
-        self._append(chunk, prompt=False)
+        if scored:
+            for run, colour in runs_by_surprise(chunk, probs):
+                self._append(run, prompt=False, background=colour)
+        else:
+            self._append(chunk, prompt=False)
         if self._live:
             self.set_status(f"Generating… {self.rate_text()}")
         return True
@@ -155,7 +169,7 @@ class SampleOutput(QWidget):
         elapsed = max(time.perf_counter() - self._first_char_at, 1e-6)
         return f"{n:,} characters in {elapsed:.2f} s ({n / elapsed:,.0f} chars/s)"
 
-    def _append(self, text: str, prompt: bool) -> None:
+    def _append(self, text: str, prompt: bool, background: tuple[int, int, int] | None = None) -> None:
         bar = self.edit.verticalScrollBar()
         follow = bar.value() >= bar.maximum() - 4  # don't yank the view if the user scrolled up
         fmt = QTextCharFormat()
@@ -164,6 +178,9 @@ class SampleOutput(QWidget):
             fmt.setForeground(self.palette().color(QPalette.ColorRole.Link))
         else:
             fmt.setForeground(self.palette().color(QPalette.ColorRole.Text))
+        if background is not None:
+            fmt.setBackground(QColor(*background))
+            fmt.setForeground(QColor(255, 255, 255) if is_dark(background) else QColor(20, 20, 20))
         cursor = QTextCursor(self.edit.document())
         cursor.movePosition(QTextCursor.MoveOperation.End)
         cursor.insertText(text, fmt)

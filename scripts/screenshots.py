@@ -29,24 +29,33 @@ def _wait(app, cond, timeout: float) -> None:
         time.sleep(0.01)
 
 
+def open_window(size: str):
+    """``(app, window)``: a fresh studio window at ``WxH``, Fusion style, in a throw-away home folder."""
+    os.environ["LANDAUER_STUDIO_HOME"] = tempfile.mkdtemp(prefix="landauer-shots-")
+
+    from PySide6.QtWidgets import QApplication
+
+    from landauer_gui.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app.setStyle("Fusion")
+    w = MainWindow()
+    width, height = (int(v) for v in size.split("x"))
+    w.resize(width, height)
+    w.show()
+    return app, w
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--out", type=Path, default=REPO / "docs")
     ap.add_argument("--size", default="1280x800")
     args = ap.parse_args(argv)
-    os.environ["LANDAUER_STUDIO_HOME"] = tempfile.mkdtemp(prefix="landauer-shots-")
+    app, w = open_window(args.size)
 
-    from PySide6.QtWidgets import QApplication
+    from landauer_gui.main_window import GENERATE_TAB, TRAIN_TAB
 
-    from landauer_gui.main_window import GENERATE_TAB, TRAIN_TAB, MainWindow
-
-    app = QApplication.instance() or QApplication([sys.argv[0]])
-    app.setStyle("Fusion")
-    w = MainWindow()
-    width, height = (int(v) for v in args.size.split("x"))
-    w.resize(width, height)
-    w.show()
     tv = w.train_view
     _wait(app, lambda: not tv.corpus_picker.is_loading(), 60)
     tv.presets.apply(PRESET)  # the published defaults
