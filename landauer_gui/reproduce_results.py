@@ -22,8 +22,14 @@ from PySide6.QtWidgets import (
 
 from core.reproduce_report import RowSummary, diff_text, ours_text, setting_text, wall_text
 
-COLUMNS = ("Row", "Settings", "Published", "Ours mean ± sd (n)", "(ours − published) / sd",
-           "Wall time", "Device", "PyTorch")
+COLUMNS = ("Row", "Settings", "Published", "Ours mean ± sd (n)", "Difference in sd", "Wall time",
+           "Device", "PyTorch")
+HEADER_TIPS = {
+    2: "The published validation loss after 2000 steps: one run, one random validation batch",
+    3: "Mean and sample standard deviation of our seeds' validation losses after the last step",
+    4: "(ours − published) / our sd: how many of our seed-to-seed deviations apart they are",
+    5: "Wall time of the row's seeds together, and per seed",
+}
 NUMERIC = {0, 2, 3, 4}
 PUBLISHED_COLOR = "#c0392b"
 OURS_COLOR = "#1f6fb4"
@@ -37,6 +43,8 @@ class ResultsTable(QTableWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(0, len(COLUMNS), parent)
         self.setHorizontalHeaderLabels(COLUMNS)
+        for col, tip in HEADER_TIPS.items():
+            self.horizontalHeaderItem(col).setToolTip(tip)
         self.verticalHeader().setVisible(False)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)

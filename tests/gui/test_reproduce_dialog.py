@@ -145,3 +145,30 @@ def test_no_start_while_training_and_closing_asks_then_stops(qtbot, window, tmp_
     assert tv.controls.start_button.isEnabled(), tv.start_blockers()
     saved = json.loads((tmp_path / "results.md.json").read_text())
     assert saved["results"] == []
+
+
+def test_the_dialog_opens_before_torch_is_loaded(isolated_home):
+    """Like the window, the dialog is usable from the first paint; it waits for the engine."""
+    from tests.gui.test_startup import _run
+
+    result = _run("""
+        import sys
+        from PySide6.QtWidgets import QApplication
+        from landauer_gui.engine import engine
+        from landauer_gui.main_window import MainWindow
+
+        app = QApplication([sys.argv[0]])
+        engine(start=False).hold()
+        w = MainWindow()
+        w.show()
+        w.reproduce_action.trigger()
+        for _ in range(20):
+            app.processEvents()
+        dlg = w.reproduce_dialog
+        assert "torch" not in sys.modules, "opening the dialog imported torch"
+        assert not dlg.start_button.isEnabled() and "loading the engine" in dlg.start_reason.text()
+        w.close()
+        print("OK")
+    """, isolated_home)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "OK" in result.stdout
