@@ -404,13 +404,8 @@ class ReproduceDialog(QDialog):
         reasons = []
         if not self.rows():
             reasons.append("choose at least one row")
-        picker = self.corpus_picker
-        if picker.is_loading():
-            reasons.append("reading the corpus…")
-        elif picker.error():
-            reasons.append(picker.error())
-        elif picker.corpus() is None:
-            reasons.append("choose a corpus")
+        if self.corpus_picker.problem():
+            reasons.append(self.corpus_picker.problem())
         out = self.output_path()
         if out is None:
             reasons.append("choose an output file for the table")

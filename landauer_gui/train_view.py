@@ -234,12 +234,8 @@ class TrainView(QWidget):
             return [engine().error() or "loading the engine…"]
         reasons = list(self.form.errors())
         picker = self.corpus_picker
-        if picker.is_loading():
-            reasons.append("reading the corpus…")
-        elif picker.error():
-            reasons.append(picker.error())
-        elif picker.corpus() is None:
-            reasons.append("choose a corpus")
+        if picker.problem():
+            reasons.append(picker.problem())
         elif not reasons:
             from core.data import CorpusError
 

@@ -8,7 +8,7 @@ import pytest
 
 import core.memory
 from core.memory import estimate_training_memory
-from landauer_gui.main_window import MainWindow
+from tests.gui.studio_window import studio_window
 
 TINY = dict(batch_size=4, seq_len=16, embed_dim=8, hidden_dim=16, num_layers=1, eval_every=10,
             eval_batches=2, save_every=10, log_every=10, steps=40)
@@ -16,16 +16,8 @@ TINY = dict(batch_size=4, seq_len=16, embed_dim=8, hidden_dim=16, num_layers=1, 
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    corpus = tmp_path / "tiny.txt"
-    corpus.write_text("To be, or not to be, that is the question:\n" * 60, encoding="utf-8")
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.show()
-    tv = w.train_view
-    tv.corpus_picker.set_corpus(str(corpus))
-    qtbot.waitUntil(lambda: tv.corpus_picker.corpus() is not None, timeout=30_000)
-    tv.form.set_values(tv.form.values().replace(**TINY))
-    tv.device_combo.setCurrentIndex(tv.device_combo.findData("cpu"))
+    w = studio_window(qtbot, tmp_path, "To be, or not to be, that is the question:\n" * 60)
+    w.train_view.form.set_values(w.train_view.form.values().replace(**TINY))
     return w
 
 

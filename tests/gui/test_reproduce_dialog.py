@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtGui import QGuiApplication
 
-from landauer_gui.main_window import MainWindow
+from tests.gui.studio_window import studio_window
 
 TEXT = "Now is the winter of our discontent made glorious summer by this sun of York. " * 40
 TINY = dict(batch_size=4, seq_len=16, embed_dim=8, hidden_dim=16, num_layers=1, eval_every=0,
@@ -21,15 +21,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    corpus = tmp_path / "small.txt"
-    corpus.write_text(TEXT, encoding="utf-8")
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.show()
+    w = studio_window(qtbot, tmp_path, TEXT)
     tv = w.train_view
-    tv.corpus_picker.set_corpus(str(corpus))
-    qtbot.waitUntil(lambda: tv.corpus_picker.corpus() is not None, timeout=30_000)
-    tv.device_combo.setCurrentIndex(tv.device_combo.findData("cpu"))
     yield w
     if w.reproduce_dialog is not None:
         w.reproduce_dialog.shutdown(60_000)
