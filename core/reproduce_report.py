@@ -274,7 +274,8 @@ def override_flags(row: int) -> str:
     return " ".join(parts)
 
 
-def _ours(s: RowSummary) -> str:
+def ours_text(s: RowSummary) -> str:
+    """``1.7445 ± 0.0167 (n=3)``: our mean and sample sd (the table's and the studio's cell)."""
     if not s.n:
         return "not run"
     if s.sd is None:
@@ -282,7 +283,8 @@ def _ours(s: RowSummary) -> str:
     return f"{s.mean:.4f} ± {s.sd:.4f} (n={s.n})"
 
 
-def _diff(s: RowSummary) -> str:
+def diff_text(s: RowSummary) -> str:
+    """``+2.1``: (ours − published) in our sds, or why it is undefined."""
     if not s.n:
         return "–"
     if s.diff_sd is None:
@@ -290,9 +292,17 @@ def _diff(s: RowSummary) -> str:
     return f"{s.diff_sd:+.1f}"
 
 
-def _setting_cell(s: RowSummary) -> str:
+def wall_text(s: RowSummary) -> str:
+    """Total wall time of the row's seeds, and per seed."""
+    if not s.n:
+        return "–"
+    return f"{format_duration(s.wall_s)} ({format_duration(s.wall_s / s.n)}/seed)"
+
+
+def setting_text(s: RowSummary, markdown: bool = True) -> str:
+    """The row's overrides (as code in Markdown), noting rows measured by the same seeds."""
     flags = override_flags(s.row)
-    text = f"`{flags}`" if flags else "published defaults"
+    text = (f"`{flags}`" if markdown else flags) if flags else "published defaults"
     if s.shared_with:
         text += f" (rows {_row_range(s)}: one setting, the same seeds)"
     return text
@@ -351,11 +361,10 @@ def render_markdown(report: Report) -> str:
     ]
     for s in report.summaries:
         tc = TrainConfig().replace(**PUBLISHED_ROWS[s.row].overrides)
-        wall = "–" if not s.n else f"{format_duration(s.wall_s)} ({format_duration(s.wall_s / s.n)}/seed)"
         lines.append(
             f"| {s.row} | {cfg['steps']} | {tc.batch_size} x {tc.seq_len} | "
-            f"{tc.hidden_dim} hidden, {tc.num_layers} layers | {_setting_cell(s)} | "
-            f"{s.published_text} | {_ours(s)} | {_diff(s)} | {wall} | "
+            f"{tc.hidden_dim} hidden, {tc.num_layers} layers | {setting_text(s)} | "
+            f"{s.published_text} | {ours_text(s)} | {diff_text(s)} | {wall_text(s)} | "
             f"{', '.join(s.devices) or '–'} | {', '.join(s.torch_versions) or '–'} |")
     lines.append("")
     seen = set()

@@ -81,6 +81,14 @@ class CorpusPicker(QGroupBox):
     def error(self) -> str | None:
         return self._error
 
+    def problem(self) -> str | None:
+        """Why there is no usable corpus right now (reading, unusable, none chosen), or None."""
+        if self.is_loading():
+            return "reading the corpus…"
+        if self._error:
+            return self._error
+        return "choose a corpus" if self._corpus is None else None
+
     def wanted_path(self) -> str:
         """The file last chosen (also while it is being read, or when it is unusable)."""
         return self._wanted

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from PySide6.QtGui import QFontDatabase
@@ -15,18 +15,24 @@ LOG_MAX_LINES = 5000
 EVENT_BATCH_S = 0.05  # forward step events to the UI at most ~20 times a second
 
 
-def batched(events: Iterable[Any], interval: float = EVENT_BATCH_S) -> Iterator[list[Any]]:
+def is_step(ev: Any) -> bool:
+    return isinstance(ev, StepMetrics)
+
+
+def batched(events: Iterable[Any], interval: float = EVENT_BATCH_S,
+            frequent: Callable[[Any], bool] = is_step) -> Iterator[list[Any]]:
     """Group fast step events so the UI thread gets a few signals a second, not thousands.
 
     Anything other than a step event (eval, checkpoint, pause, end) is sent at
-    once, so nothing waits behind a pause or a long evaluation.
+    once, so nothing waits behind a pause or a long evaluation. ``frequent``
+    says which events are step events (a reproduction wraps them).
     """
     batch: list[Any] = []
     last = time.monotonic()
     for ev in events:
         batch.append(ev)
         now = time.monotonic()
-        if not isinstance(ev, StepMetrics) or now - last >= interval:
+        if not frequent(ev) or now - last >= interval:
             yield batch
             batch = []
             last = now

@@ -47,6 +47,7 @@ class MainWindow(QMainWindow):
             pass
 
         self.train_view = TrainView(self)
+        self.reproduce_dialog = None  # Train ▸ Reproduce published results…, made on first use
         self.generate_view = GenerateView(self)
         self.explore_view = ExploreView(self)
         self.tabs = QTabWidget(self)
@@ -101,6 +102,9 @@ class MainWindow(QMainWindow):
         self.pause_action = self._action("&Pause", tv.toggle_pause, PAUSE_KEYS, "Pause or resume training")
         self.stop_action = self._action("S&top", tv.stop, "Ctrl+.", "Stop and save a checkpoint")
         self.resume_action = self._action("&Resume from checkpoint…", tv.resume_from_checkpoint_dialog)
+        self.reproduce_action = self._action(
+            "Reproduce &published results…", self.open_reproduce_dialog,
+            tip="Train the published benchmark rows with several seeds and compare")
 
         self.train_tab_action = self._action("&Train", lambda: self.show_view(TRAIN_TAB), "Ctrl+1")
         self.generate_tab_action = self._action("&Generate", lambda: self.show_view(GENERATE_TAB), "Ctrl+2")
@@ -125,6 +129,7 @@ class MainWindow(QMainWindow):
             train_menu.addAction(a)
         train_menu.addSeparator()
         train_menu.addAction(self.resume_action)
+        train_menu.addAction(self.reproduce_action)
         view_menu = bar.addMenu("&View")
         view_menu.addAction(self.train_tab_action)
         view_menu.addAction(self.generate_tab_action)
@@ -180,6 +185,29 @@ class MainWindow(QMainWindow):
     def _explore_sample(self, text: str, checkpoint: str) -> None:
         self.show_view(EXPLORE_TAB)
         self.explore_view.explore_text(text, "Sample from the Generate view", checkpoint)
+
+    def open_reproduce_dialog(self) -> None:
+        """Show the reproduction window (one per window; it keeps its results when closed)."""
+        if self.reproduce_dialog is None:
+            from landauer_gui.reproduce_dialog import ReproduceDialog
+
+            tv = self.train_view
+            dialog = ReproduceDialog(tv, self)
+            dialog.seed_finished.connect(lambda _result: tv.runs.refresh())
+            dialog.checkpoint_saved.connect(self._on_checkpoint_saved)
+            dialog.running_changed.connect(self._on_reproduction_running)
+            self.reproduce_dialog = dialog
+        self.reproduce_dialog.show()
+        self.reproduce_dialog.raise_()
+        self.reproduce_dialog.activateWindow()
+
+    def _on_reproduction_running(self, running: bool) -> None:
+        """One training at a time: the Train view waits while a reproduction runs."""
+        tv = self.train_view
+        tv.block_start("a reproduction is running (Train ▸ Reproduce published results…)"
+                       if running else "")
+        if not running:
+            tv.runs.refresh()  # a stopped seed is a run too
 
     def open_checkpoint(self) -> None:
         self.show_view(GENERATE_TAB)
@@ -245,6 +273,10 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
         """Closing mid-run stops it cleanly, so the last steps end up in a checkpoint."""
         tv = self.train_view
+        if self.reproduce_dialog is not None and not self.reproduce_dialog.shutdown(CLOSE_WAIT_MS):
+            self.statusBar().showMessage("The reproduction did not stop in time; still waiting…")
+            event.ignore()
+            return
         if tv.is_running():
             self.statusBar().showMessage("Stopping training and saving a checkpoint…")
         if not tv.shutdown(CLOSE_WAIT_MS):

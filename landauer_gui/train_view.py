@@ -38,6 +38,7 @@ from landauer_gui.corpus_picker import CorpusPicker
 from landauer_gui.device_picker import DeviceCombo
 from landauer_gui.engine import engine
 from landauer_gui.event_log import EventLog
+from landauer_gui.memory_hint import MemoryHint
 from landauer_gui.param_form import ParamForm
 from landauer_gui.plots import MetricsPlot
 from landauer_gui.preset_picker import PresetPicker
@@ -65,6 +66,7 @@ class TrainView(QWidget):
         self._resume_path: str | None = None
         self._resume_step = 0
         self._run_dir: Path | None = None
+        self._blocked_by = ""  # something else trains (a reproduction): Start waits for it
         self._build_ui()
         self._restore_choices()
         self._update_controls()
@@ -87,6 +89,11 @@ class TrainView(QWidget):
         self.device_combo = DeviceCombo(self, with_auto=True)
         self.device_combo.setToolTip("Where the model trains; Auto picks a GPU when there is one")
         self.device_combo.currentIndexChanged.connect(self._on_device)
+        self.memory = MemoryHint(self._memory_inputs, self)  # under the form: what it needs
+        self.memory.changed.connect(self._update_controls)
+        for changed in (self.form.changed, self.corpus_picker.changed,
+                        self.device_combo.currentIndexChanged):
+            changed.connect(self.memory.schedule)
         setup_box = QGroupBox("Run", self)
         self._setup_lay = QFormLayout(setup_box)
         self._setup_lay.addRow("Preset", self.presets)
@@ -102,6 +109,7 @@ class TrainView(QWidget):
         left_lay.addWidget(self.corpus_picker)
         left_lay.addWidget(setup_box)
         left_lay.addWidget(self.form)
+        left_lay.addWidget(self.memory)
         left_lay.addStretch(1)
         left = QScrollArea(self)
         left.setWidget(left_inner)
@@ -163,6 +171,11 @@ class TrainView(QWidget):
     def _on_engine_ready(self) -> None:
         self._on_device()
         self._update_controls()
+        self.memory.schedule()
+
+    def _memory_inputs(self) -> tuple[TrainConfig | None, Corpus | None, str]:
+        config = None if self.form.errors() else self.form.values()
+        return config, self.corpus_picker.corpus(), self.device_combo.name()
 
     def _restore_choices(self) -> None:
         """Last corpus, device and settings; the bundled corpus on a first launch."""
@@ -225,16 +238,14 @@ class TrainView(QWidget):
         """Why Start is disabled right now (empty when it is enabled)."""
         if self.is_running():
             return ["a run is in progress"]
+        if self._blocked_by:
+            return [self._blocked_by]
         if not engine().is_ready():
             return [engine().error() or "loading the engine…"]
         reasons = list(self.form.errors())
         picker = self.corpus_picker
-        if picker.is_loading():
-            reasons.append("reading the corpus…")
-        elif picker.error():
-            reasons.append(picker.error())
-        elif picker.corpus() is None:
-            reasons.append("choose a corpus")
+        if picker.problem():
+            reasons.append(picker.problem())
         elif not reasons:
             from core.data import CorpusError
 
@@ -243,12 +254,19 @@ class TrainView(QWidget):
                 picker.corpus().check_seq_len(cfg.seq_len, cfg.eval_every > 0)
             except CorpusError as exc:
                 reasons.append(str(exc))
+        if not reasons and self.memory.blocker():
+            reasons.append(self.memory.blocker())
         if self._resume_path and not reasons:
             steps = self.form.values().steps
             if steps <= self._resume_step:
                 reasons.append(f"the checkpoint is already at step {self._resume_step}; "
                                f"raise Steps above {self._resume_step} to continue training")
         return reasons
+
+    def block_start(self, reason: str) -> None:
+        """Keep Start disabled with ``reason`` while something else trains; "" allows it again."""
+        self._blocked_by = reason
+        self._update_controls()
 
     def _on_device(self, *_: Any) -> None:
         self.device_changed.emit(self.device_description())
@@ -309,6 +327,7 @@ class TrainView(QWidget):
 
     def start(self) -> bool:
         """Start a run with the form's settings in a fresh folder (or continue a checkpoint)."""
+        self.memory.flush()  # a change typed in the last moments is checked too
         blockers = self.start_blockers()
         if blockers:
             self.status_message.emit("Cannot start: " + blockers[0])

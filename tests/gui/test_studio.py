@@ -195,7 +195,8 @@ def test_menus_shortcuts_and_status_bar(qtbot, window):
     menus = {a.text().replace("&", ""): [x.text().replace("&", "") for x in a.menu().actions() if x.text()]
              for a in window.menuBar().actions()}
     assert menus["File"][0] == "Open checkpoint…" and "Quit" in menus["File"]
-    assert menus["Train"] == ["Start", "Pause", "Stop", "Resume from checkpoint…"]
+    assert menus["Train"] == ["Start", "Pause", "Stop", "Resume from checkpoint…",
+                              "Reproduce published results…"]
     assert window.stop_action.shortcut().toString() == "Ctrl+."
     assert window.quit_action.shortcut().toString() == "Ctrl+Q"
 
