@@ -14,11 +14,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from screenshots import _wait
+from screenshots import _wait, open_window
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -34,17 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=REPO / "docs")
     ap.add_argument("--size", default="1280x860")
     args = ap.parse_args(argv)
-    os.environ["LANDAUER_STUDIO_HOME"] = home = tempfile.mkdtemp(prefix="landauer-shots-")
-
-    from PySide6.QtWidgets import QApplication
+    app, w = open_window(args.size)
+    home = os.environ["LANDAUER_STUDIO_HOME"]
 
     from core.published import parse_rows
-    from landauer_gui.main_window import MainWindow
 
-    app = QApplication.instance() or QApplication([sys.argv[0]])
-    app.setStyle("Fusion")
-    w = MainWindow()
-    w.show()
     tv = w.train_view
     if args.data_path:
         tv.corpus_picker.set_corpus(str(Path(args.data_path).resolve()))
