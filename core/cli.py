@@ -20,7 +20,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from core.events import Failed, Finished, format_event
+from core.events import Failed, Finished, SampleText, format_event, format_sample
 from core.hparams import SamplingConfig, TrainConfig, add_arguments, from_namespace, param_specs
 from core.resume import merge_resume, saved_train_config
 
@@ -46,6 +46,9 @@ def train_parser() -> argparse.ArgumentParser:
                     "current step and saves a checkpoint; --resume continues from one.",
     )
     add_arguments(parser, TrainConfig)
+    parser.add_argument("--print-samples", action="store_true",
+                        help="Print each evaluation's sample (see --sample-length), indented, "
+                             "under its [val] line.")
     return parser
 
 
@@ -130,6 +133,8 @@ def train_main(argv: Sequence[str] | None = None) -> int:
                     print(f"Last good checkpoint: {event.last_checkpoint}", file=sys.stderr, flush=True)
             elif line is not None:
                 print(line, flush=True)
+            elif isinstance(event, SampleText) and args.print_samples:
+                print(format_sample(event), flush=True)
             if isinstance(event, Finished):
                 code = EXIT_INTERRUPTED if (event.stopped and interrupted) else EXIT_OK
     except KeyboardInterrupt:

@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.001)
 
     if args.corpus:
-        tv.set_corpus(str(args.corpus))
-    spin(60, lambda: tv._corpus_loader is None)
+        tv.corpus_picker.set_corpus(str(args.corpus))
+    spin(60, lambda: not tv.corpus_picker.is_loading())
     tv.form.set_values(tv.form.values().replace(
         batch_size=16, seq_len=64, embed_dim=32, hidden_dim=args.hidden, num_layers=1,
         steps=10_000_000, eval_every=100, eval_batches=4, save_every=0, log_every=100))
@@ -66,13 +66,13 @@ def main(argv: list[str] | None = None) -> int:
         print("cannot start:", tv.start_blockers())
         return 1
     spin(120, lambda: len(tv.plot.live.train) >= 5)
-    first = tv.progress.value()
+    first = tv.controls.progress.value()
     probe.start()
     t0 = time.monotonic()
     spin(args.seconds)
     probe.stop()
     busy = probe.stats_ms()
-    steps = tv.progress.value() - first
+    steps = tv.controls.progress.value() - first
     rate = steps / (time.monotonic() - t0)
     tv.stop_and_wait()
     w.close()
