@@ -6,11 +6,18 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from core.cli import train_main
 from core.data import Corpus
-from core.events import EvalMetrics, Failed, Finished, SampleText, Started, StepMetrics, format_sample
+from core.events import (
+    EvalMetrics,
+    Failed,
+    Finished,
+    SampleText,
+    Started,
+    StepMetrics,
+    format_sample,
+)
 from core.hparams import TrainConfig, unescape
 from core.runs import SAMPLES_FILE, read_samples, samples_from_records
 from core.trainer import Trainer
