@@ -31,7 +31,8 @@ LIVE = 0  # the source index of the live run (the plot's run index too)
 
 
 def _shown_prompt(prompt: str) -> str:
-    return prompt.replace("\n", "⏎\n") if prompt.strip("\n") else prompt.replace("\n", "⏎")
+    """The prompt with its new lines made visible (it is drawn grey, before the sample)."""
+    return prompt.replace("\n", "⏎\n")
 
 
 class SamplesPanel(QWidget):
