@@ -303,6 +303,16 @@ _VAL_PENS = ["#ff7f0e", "#d62728", "#e377c2"]
 _MARKER_PEN = pg.mkPen("#2ca02c", width=1.5, style=Qt.PenStyle.DashLine)
 
 
+class _ValueAxis(pg.AxisItem):
+    """A y axis whose log mode labels only 1, 2 and 5 of each decade (pyqtgraph labels all of
+    2..9 or none, and they overlap when a plot spans about one decade)."""
+
+    def logTickStrings(self, values, scale, spacing):  # noqa: N802 (pyqtgraph override)
+        strings = super().logTickStrings(values, scale, spacing)
+        return [s if round(10 ** (v - math.floor(v)), 6) in (1, 2, 5) else ""
+                for v, s in zip(values, strings, strict=True)]
+
+
 class _Band:
     """A min-max band behind a train line: two invisible curves and the fill between them."""
 
@@ -397,8 +407,10 @@ class MetricsPlot(QWidget):
 
         self.graphics = pg.GraphicsLayoutWidget(self)
         self.graphics.setMinimumHeight(200)
-        self.content_plot = self.graphics.addPlot(row=0, col=0, title="Content loss (cross-entropy)")
-        self.energy_plot = self.graphics.addPlot(row=1, col=0, title="Energy (unweighted)")
+        self.content_plot = self.graphics.addPlot(row=0, col=0, title="Content loss (cross-entropy)",
+                                                  axisItems={"left": _ValueAxis("left")})
+        self.energy_plot = self.graphics.addPlot(row=1, col=0, title="Energy (unweighted)",
+                                                 axisItems={"left": _ValueAxis("left")})
         self._markers = []
         for p in (self.content_plot, self.energy_plot):
             # No grid: in software rendering its antialiased lines cost as much as everything else.
