@@ -22,6 +22,8 @@ from core.hparams import TrainConfig, unescape
 from core.runs import SAMPLES_FILE, read_samples, samples_from_records
 from core.trainer import Trainer
 from tests.test_cli import VAL_LINE, tiny_args
+from tests.test_trainer import of
+from tests.test_trainer import tiny as trainer_tiny
 
 TEXT = "the cat sat on the mat.\nthe dog sat on the log.\n" * 30
 
@@ -34,15 +36,8 @@ def corpus() -> Corpus:
 
 
 def tiny(tmp_path: Path, **kw) -> TrainConfig:
-    values = dict(data_path=str(tmp_path / "tiny.txt"), batch_size=4, seq_len=8, embed_dim=6,
-                  hidden_dim=12, num_layers=2, steps=12, save_every=0, eval_every=4, eval_batches=2,
-                  log_every=0, save_dir=str(tmp_path / "run"), device="cpu", sample_length=30)
-    values.update(kw)
-    return TrainConfig(**values)
-
-
-def of(events, cls) -> list:
-    return [e for e in events if isinstance(e, cls)]
+    """The trainer tests' tiny run, evaluated (and sampled) every 4 of 12 steps."""
+    return trainer_tiny(tmp_path, **{"steps": 12, "eval_every": 4, "sample_length": 30, **kw})
 
 
 def test_a_sample_follows_each_evaluation_and_is_written(tmp_path, corpus):
