@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
 
     tv.bottom_tabs.setCurrentWidget(tv.samples)
     tv.samples.select_step(args.sample_step)
-    tv.right_splitter.setSizes([430, 370])
+    tv.plot.set_smoothing(0.9)  # the raw steps faint behind the smoothed curve
+    tv.right_splitter.setSizes([560, 240])
     tv.plot.redraw()
     for _ in range(5):
         app.processEvents()
