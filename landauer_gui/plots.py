@@ -622,7 +622,8 @@ class MetricsPlot(QWidget):
 
     def readout_at(self, x: float, col: int = 0) -> str:
         """``x`` and, for every series shown on plot ``col`` (0 content, 1 energy), its value at the
-        point nearest ``x``: ``"step 120 · train 1.2345 (raw 1.3000) · val 1.4000"``."""
+        point nearest ``x``: ``"step 120 · train 1.2345 (raw 1.3000) · val 1.4000 @ step 100"``
+        (a point at another step than the cursor's says which)."""
         mode = self.x_mode()
         head = {"step": f"step {x:,.0f}", "chars": f"{x:,.0f} characters",
                 "time": f"{x:,.1f} s"}[mode]
@@ -642,8 +643,9 @@ class MetricsPlot(QWidget):
             text = f"{name} {ys[i]:.4f}"
             if raw is not None and smoothed:
                 text += f" (raw {raw[i]:.4f})"
-            if mode != "step":
-                text += f" @ step {self._steps_of(key)[i]:,.0f}"
+            step = self._steps_of(key)[i]
+            if mode != "step" or step != round(x):  # a nearest point elsewhere says where it is
+                text += f" @ step {step:,.0f}"
             parts.append(text)
         return " · ".join(parts)
 

@@ -166,7 +166,7 @@ def test_hover_read_out_lists_every_series_at_the_nearest_point(qtbot, plot):
     plot.set_smoothing(0.0)
     settle(plot)
     text = plot.readout_at(24.4)
-    assert text == "step 24 · train 24.0000 · val 7.0000 · old train 48.0000"
+    assert text == "step 24 · train 24.0000 · val 7.0000 @ step 20 · old train 48.0000"
     assert "train 124.0000" in plot.readout_at(24.4, col=1)
     plot.set_smoothing(0.5)
     plot.redraw()
