@@ -22,7 +22,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from core.events import Failed, Finished, format_event
+from core.events import Failed, Finished, SampleText, format_event, format_sample
 from core.hparams import SamplingConfig, TrainConfig, add_arguments, from_namespace, param_specs
 from core.interrupt import sigint_handled_by
 from core.resume import merge_resume, saved_train_config
@@ -49,6 +49,9 @@ def train_parser() -> argparse.ArgumentParser:
                     "current step and saves a checkpoint; --resume continues from one.",
     )
     add_arguments(parser, TrainConfig)
+    parser.add_argument("--print-samples", action="store_true",
+                        help="Print each evaluation's sample (see --sample-length), indented, "
+                             "under its [val] line.")
     return parser
 
 
@@ -147,6 +150,8 @@ def train_main(argv: Sequence[str] | None = None) -> int:
                         print(f"Last good checkpoint: {event.last_checkpoint}", file=sys.stderr, flush=True)
                 elif line is not None and rank == 0:
                     print(line, flush=True)
+                elif isinstance(event, SampleText) and args.print_samples and rank == 0:
+                    print(format_sample(event), flush=True)
                 if isinstance(event, Finished):
                     # distributed: a Ctrl+C on any one rank stopped all of them
                     code = EXIT_INTERRUPTED if (event.stopped and (interrupted or distributed)) else EXIT_OK

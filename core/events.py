@@ -50,6 +50,15 @@ class EvalMetrics:
 
 
 @dataclass(frozen=True)
+class SampleText:
+    """The text the model wrote after ``prompt`` at an evaluation (fixed seed: comparable across steps)."""
+
+    step: int
+    prompt: str
+    text: str
+
+
+@dataclass(frozen=True)
 class CheckpointSaved:
     step: int
     path: str
@@ -87,11 +96,13 @@ class Failed:
     last_checkpoint: str | None = None
 
 
-Event = Started | StepMetrics | EvalMetrics | CheckpointSaved | Paused | Resumed | Finished | Failed
+Event = Started | StepMetrics | EvalMetrics | SampleText | CheckpointSaved | Paused | Resumed | Finished | Failed
 
 
 def format_event(event: Event, log_every: int = 100) -> str | None:
-    """The log line for ``event`` as the published ``train.py`` printed it, or None."""
+    """The log line for ``event`` as the published ``train.py`` printed it, or None.
+
+    Samples have no published line (see :func:`format_sample`)."""
     if isinstance(event, StepMetrics):
         if log_every <= 0 or event.step % log_every:
             return None
@@ -121,3 +132,12 @@ def format_event(event: Event, log_every: int = 100) -> str | None:
     if isinstance(event, Failed):
         return f"Training failed at step {event.step}: {event.message}"
     return None
+
+
+SAMPLE_INDENT = "    "
+
+
+def format_sample(event: SampleText, indent: str = SAMPLE_INDENT) -> str:
+    """A sample as indented lines (prompt included, blank lines at its ends left out), to print
+    under its ``[val]`` line."""
+    return "\n".join(indent + line for line in (event.prompt + event.text).strip("\n").split("\n"))

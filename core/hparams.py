@@ -171,6 +171,9 @@ class TrainConfig(_ConfigMixin):
     eval_protocol: str = hp("fixed", "How validation is estimated. fixed: the mean over the same eval_batches batches at every evaluation (steady, comparable across runs). published: one new random batch at every evaluation, as the original train.py did (noisy; eval_batches is ignored), to reproduce the published numbers' spread.", label="Validation protocol", kind="choice", choices=("fixed", "published"), group="Schedule")
     log_every: int = hp(100, "Print a training log line every N steps (0 disables).", low=0, high=10_000_000, group="Schedule", cli_only=True)
     seed: int = hp(1337, "Random seed for initialisation and batch sampling.", label="Seed", low=0, high=2**31 - 1, group="Schedule")
+    sample_prompt: str = hp("\\n", "Text the model continues at every evaluation, so the run shows what it learned; \\n is a new line, \\t a tab, \\\\ a backslash.", label="Sample prompt", group="Samples")
+    sample_length: int = hp(200, "Characters sampled after the prompt at every evaluation (0 disables samples).", label="Sample length", low=0, high=100_000, group="Samples")
+    sample_seed: int = hp(0, "Seed of the evaluation samples: the same draw at every evaluation, so samples compare across steps.", label="Sample seed", low=0, high=2**31 - 1, group="Samples")
     save_dir: str = hp("saved_models", "Folder for checkpoints, config.json and metrics.jsonl.", kind="path", group="Data", cli_only=True)
     device: str = hp("auto", "Device to train on: auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps.", kind="str", group="Device", cli_only=True)
     resume: str = hp("", "Checkpoint to resume from (continues its step count, optimiser and RNG state).", kind="path", group="Data", cli_only=True)
@@ -181,6 +184,30 @@ class TrainConfig(_ConfigMixin):
 
     def model_config(self, vocab_size: int) -> ModelConfig:
         return ModelConfig(vocab_size, **{k: getattr(self, k) for k in ModelConfig.setting_names()})
+
+    def sample_prompt_text(self) -> str:
+        """:attr:`sample_prompt` with its backslash escapes read (``\\n`` is a new line)."""
+        return unescape(self.sample_prompt)
+
+
+_ESCAPES = {"n": "\n", "t": "\t", "\\": "\\"}
+
+
+def unescape(text: str) -> str:
+    """``\\n``, ``\\t`` and ``\\\\`` as the characters they name; any other backslash stays as typed.
+
+    Lets a one-line field (a CLI flag, the studio's form) hold a prompt with new lines.
+    """
+    out, i = [], 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text) and text[i + 1] in _ESCAPES:
+            out.append(_ESCAPES[text[i + 1]])
+            i += 2
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,13 @@ A run folder holds everything one training run wrote (the spec is in
     config.json                 what was trained, and where (rewritten whole at every start)
     metrics.jsonl               one JSON object per line, appended while training
     landauer_llm_step{N}.pth    checkpoints, in the published format (core.checkpoint)
-    samples.jsonl               reserved: one text sample per evaluation
+    samples.jsonl               one text sample per evaluation, appended while training
     writer.json                 who writes the run (pid, host); says "closed" once it is done
     display_name.txt            the name a person gave the run (the folder keeps its name)
 
 The trainer writes through :func:`create_run_dir`, :func:`write_config` and
-:class:`MetricsWriter`; the studio, scripts and other tools read through
-:func:`list_runs`, :func:`read_run`, :func:`read_curves` and, for a run that
+:class:`MetricsWriter` (and :class:`SamplesWriter`); the studio, scripts and other tools read through
+:func:`list_runs`, :func:`read_run`, :func:`read_curves`, :func:`read_samples` and, for a run that
 is still being written by another process, :class:`MetricsTail`.
 
 No torch and no Qt here: listing and following runs stays cheap.
@@ -20,6 +20,7 @@ No torch and no Qt here: listing and following runs stays cheap.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
@@ -36,12 +37,13 @@ from typing import Any
 import numpy as np
 
 from core import __version__
+from core.events import SampleText
 from core.files import atomic_write_text
 from core.resources import runs_dir
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
-SAMPLES_FILE = "samples.jsonl"  # reserved for a text sample per evaluation; nothing writes it yet
+SAMPLES_FILE = "samples.jsonl"  # a text sample per evaluation (SamplesWriter, read_samples)
 WRITER_FILE = "writer.json"  # {"pid", "host", "started"[, "closed"]}: who writes the run
 DISPLAY_NAME_FILE = "display_name.txt"
 CHECKPOINT_PREFIX = "landauer_llm_step"
@@ -172,8 +174,10 @@ class MetricsWriter:
     records and :meth:`close` stays silent, so a full disk ends as one message.
     """
 
+    FILE = METRICS_FILE
+
     def __init__(self, run_dir: str | os.PathLike, start_step: int = 0):
-        self.path = Path(run_dir) / METRICS_FILE
+        self.path = Path(run_dir) / self.FILE
         self.failed = False
         try:
             atomic_write_text(self.path, "".join(line + "\n" for line in self._kept(start_step)))
@@ -219,6 +223,17 @@ class MetricsWriter:
         if self._mark is not None:
             _write_writer_mark(self._mark.parent, closed=True)
             self._mark = None
+
+
+class SamplesWriter(MetricsWriter):
+    """Appends one ``{"type": "sample", "step", "prompt", "text"}`` line per sample to
+    ``samples.jsonl``, by the same rules as ``metrics.jsonl`` (whole lines; a resume at step S
+    keeps the samples up to S)."""
+
+    FILE = SAMPLES_FILE
+
+    def add(self, sample: SampleText) -> None:
+        self.record("sample", {"step": sample.step, "prompt": sample.prompt, "text": sample.text})
 
 
 # --------------------------------------------------------------------------- reading
@@ -333,32 +348,75 @@ class MetricsTail:
         return fh.read(len(self._anchor)) == self._anchor
 
 
+def _no_rows(width: int) -> np.ndarray:
+    return np.empty((0, width), dtype=np.float64)
+
+
 @dataclass(frozen=True)
 class Curves:
-    """A run's recorded curves: rows of ``(step, content, energy)`` in file order."""
+    """A run's recorded curves: rows of ``(step, content, energy)`` in file order.
+
+    ``clock`` holds ``(step, elapsed_s)`` of the training records that have it (the
+    wall-time axis); ``tokens_per_step`` is ``batch_size * seq_len`` from ``config.json``
+    (the characters-seen axis), None when unknown.
+    """
 
     train: np.ndarray  # shape (n, 3), float64
     val: np.ndarray  # shape (m, 3), float64
+    clock: np.ndarray = field(default_factory=lambda: _no_rows(2))  # shape (k, 2)
+    tokens_per_step: int | None = None
 
 
 def curves_from_records(records: Iterable[Mapping[str, Any]]) -> Curves:
     """Split metrics records into train and validation curves (records without numbers are skipped)."""
     rows: dict[bool, list[tuple[float, float, float]]] = {False: [], True: []}
+    clock = []
     for row in records:
         step, content, energy = row.get("step"), row.get("content"), row.get("energy")
         if all(_is_number(v) for v in (step, content, energy)):
-            rows[row.get("type") == "val"].append((step, content, energy))
-    return Curves(*(np.array(rows[v], dtype=np.float64).reshape(-1, 3) for v in (False, True)))
+            val = row.get("type") == "val"
+            rows[val].append((step, content, energy))
+            if not val and _is_number(row.get("elapsed_s")):
+                clock.append((step, row["elapsed_s"]))
+    return Curves(*(np.array(rows[v], dtype=np.float64).reshape(-1, 3) for v in (False, True)),
+                  clock=np.array(clock, dtype=np.float64).reshape(-1, 2))
+
+
+def tokens_per_step(train_config: Mapping[str, Any]) -> int | None:
+    """Characters a training step reads (``batch_size * seq_len``), None if the config lacks them."""
+    b, t = train_config.get("batch_size"), train_config.get("seq_len")
+    return b * t if isinstance(b, int) and isinstance(t, int) else None
 
 
 def read_curves(run_dir: str | os.PathLike) -> Curves:
     """The train and validation curves a run recorded so far (empty when it recorded none)."""
-    path = Path(run_dir) / METRICS_FILE
+    curves = curves_from_records(json_records(_read_text(Path(run_dir) / METRICS_FILE)))
+    info = read_config(run_dir) or {}
+    cfg = info.get("train_config")
+    return dataclasses.replace(curves, tokens_per_step=tokens_per_step(cfg) if isinstance(cfg, dict) else None)
+
+
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        return path.read_text(encoding="utf-8", errors="replace")
     except OSError:
-        text = ""
-    return curves_from_records(json_records(text))
+        return ""
+
+
+def samples_from_records(records: Iterable[Mapping[str, Any]]) -> list[SampleText]:
+    """The samples among ``records``, one per step (a later line wins), in step order; lines
+    without an integer step or a text are skipped."""
+    by_step: dict[int, SampleText] = {}
+    for row in records:
+        step, text, prompt = row.get("step"), row.get("text"), row.get("prompt", "")
+        if isinstance(step, int) and not isinstance(step, bool) and isinstance(text, str):
+            by_step[step] = SampleText(step, prompt if isinstance(prompt, str) else "", text)
+    return [by_step[k] for k in sorted(by_step)]
+
+
+def read_samples(run_dir: str | os.PathLike) -> list[SampleText]:
+    """The samples a run wrote at its evaluations, in step order (empty when it wrote none)."""
+    return samples_from_records(json_records(_read_text(Path(run_dir) / SAMPLES_FILE)))
 
 
 @dataclass

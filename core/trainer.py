@@ -49,11 +49,12 @@ from core.events import (
     Finished,
     Paused,
     Resumed,
+    SampleText,
     Started,
     StepMetrics,
 )
 from core.fused_loss import fused_losses
-from core.hparams import ModelConfig, TrainConfig
+from core.hparams import ModelConfig, SamplingConfig, TrainConfig
 from core.memory import check_memory, estimate_training_memory, is_out_of_memory
 from core.model import LandauerLLM, compute_losses
 from core.runs import CONFIG_FILE as CONFIG_FILE  # re-exported: older callers import it from here
@@ -61,11 +62,13 @@ from core.runs import METRICS_FILE as METRICS_FILE
 from core.runs import (
     MetricsWriter,
     RunFolderError,
+    SamplesWriter,
     checkpoint_name,
     create_run_dir,
     record_every,
     write_config,
 )
+from core.sampling import PromptError, TextGenerator, encode_prompt
 
 log = logging.getLogger(__name__)
 TOKENS_PER_S_SMOOTHING = 0.9  # weight of the past in the step-time moving average
@@ -203,6 +206,7 @@ class Trainer:
         self._started = True
         self._step = 0
         self._metrics: MetricsWriter | None = None
+        self._samples: SamplesWriter | None = None
         self._active_s = 0.0
         try:
             try:
@@ -218,9 +222,10 @@ class Trainer:
                 return
             yield from self._loop()
         finally:
-            if self._metrics is not None:
-                self._metrics.close()  # silent: a write error was already a Failed event
-                self._metrics = None
+            for writer in (self._metrics, self._samples):
+                if writer is not None:
+                    writer.close()  # silent: a write error was already a Failed event
+            self._metrics = self._samples = None
             self.dist.close()
 
     def _out_of_memory(self, exc: BaseException) -> Failed:
@@ -258,6 +263,7 @@ class Trainer:
             raise _Abort("corpus", str(exc)) from exc
         self.itos = {int(k): v for k, v in corpus.itos.items()}
         self.corpus_info = corpus.summary()
+        self.sample_prompt = self._checked_sample_prompt()
 
         self._check_memory(corpus)
         resume_state = self._load_resume() if cfg.resume else None
@@ -294,11 +300,32 @@ class Trainer:
                          device_description=describe(self.device), start_step=self._step,
                          num_parameters=model.num_parameters(), torch_version=torch.__version__)
             self._metrics = MetricsWriter(self.save_dir, start_step=self._step)
+            self._samples = SamplesWriter(self.save_dir, start_step=self._step)
         except RunFolderError as exc:
             raise _Abort("disk", str(exc)) from exc
         except OSError as exc:
             raise _Abort("disk", f"cannot write to {self.save_dir}: {exc.strerror or exc}") from exc
         self._metrics_every = record_every(cfg.steps)
+
+    def _checked_sample_prompt(self) -> str:
+        """The evaluation samples' prompt, checked against the corpus's characters.
+
+        The default prompt (a new line) falls back to the corpus's first character
+        when the corpus has no new line; a prompt the user chose must fit.
+        """
+        cfg = self.config
+        prompt = cfg.sample_prompt_text()
+        if cfg.sample_length <= 0:
+            return prompt
+        stoi = {ch: i for i, ch in self.itos.items()}
+        try:
+            encode_prompt(prompt, stoi)
+        except PromptError as exc:
+            if cfg.sample_prompt == TrainConfig.sample_prompt:
+                return self.itos[0]
+            raise _Abort("config", f"sample prompt: {exc} (change it, or set the sample "
+                          "length to 0)") from exc
+        return prompt
 
     def _check_memory(self, corpus: Corpus) -> None:
         """Refuse, before anything large is allocated, a configuration the device cannot hold."""
@@ -454,10 +481,17 @@ class Trainer:
                 if cfg.eval_every > 0 and step % cfg.eval_every == 0:
                     t1 = time.perf_counter()
                     ev = self.evaluate()
-                    self._active_s += time.perf_counter() - t1
+                    sample = self.sample() if cfg.sample_length > 0 else None
+                    self._active_s += time.perf_counter() - t1  # samples count as evaluation time
                     self._record("val", {"step": step, "loss": ev.loss, "content": ev.content,
                                          "energy": ev.energy, "batches": ev.batches})
                     yield ev
+                    if sample is not None:
+                        try:
+                            self._samples.add(sample)
+                        except RunFolderError as exc:
+                            raise _Abort("disk", str(exc)) from exc
+                        yield sample
 
                 final = step == cfg.steps
                 if final or (cfg.save_every > 0 and step % cfg.save_every == 0):
@@ -507,6 +541,25 @@ class Trainer:
         self.last_val = {"loss": total, "content": content, "energy": energy}
         return EvalMetrics(step=self._step, loss=total, content=content, energy=energy,
                            batches=self.eval_batches)
+
+    def sample(self) -> SampleText:
+        """The model's continuation of the sample prompt at the current weights.
+
+        Uses the model's own sampling engine with its own generator seeded by
+        ``sample_seed`` (temperature 1), so the training random streams are
+        untouched and a resumed run stays bit-exact; the model is left in the
+        mode it was in.
+        """
+        cfg = self.config
+        model = self.model
+        was_training = model.training
+        model.eval()
+        try:
+            text = TextGenerator(model, self.itos).generate(self.sample_prompt, SamplingConfig(
+                max_new_tokens=cfg.sample_length, temperature=1.0, top_k=0, seed=cfg.sample_seed))
+        finally:
+            model.train(was_training)
+        return SampleText(step=self._step, prompt=self.sample_prompt, text=text)
 
     def _save(self, reason: str) -> CheckpointSaved:
         """Write the checkpoint for the current step; a failure here is a :class:`Failed` (disk)."""

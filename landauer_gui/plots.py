@@ -1,10 +1,25 @@
-"""Loss curves: content loss and energy against step, train and validation.
+"""Loss curves: content loss and energy of the live run and past runs, train and validation.
 
-Events only append to numpy buffers; a 10 Hz timer redraws what changed. That
-keeps the UI thread's cost per trainer step tiny, whatever the step rate.
-Buffers have a point cap: past it, neighbouring points are averaged in pairs
-and later points are binned likewise, so a 100k-step run keeps its shape in a
+Events only append to numpy buffers; a timer redraws what changed. That keeps
+the UI thread's cost per trainer step tiny, whatever the step rate. Buffers
+have a point cap: past it, neighbouring points are averaged in pairs (keeping
+each bin's minimum and maximum), so a 100k-step run keeps its shape in a
 bounded amount of memory and draw time.
+
+What the curves show, so people can trust them:
+
+* smoothing is the debiased exponential moving average TensorBoard uses, drawn
+  over the raw series (faint), so smoothing never hides what happened;
+* when more points share a pixel than it can show, each pixel-wide bucket is
+  drawn as its mean, over a band from its minimum to its maximum;
+* the x axis is the step, the characters seen (step x batch x sequence
+  length) or the wall time the run spent (``elapsed_s``);
+* log y is a true log axis (values <= 0 are left out, not clamped);
+* the view follows new points until the user zooms or pans, and is fitted
+  again with the Fit button or a double-click;
+* a read-out lists every shown series' value at the cursor; a click reports
+  the x under it (the samples view selects that step's sample) and a
+  vertical marker shows the step of the sample being read.
 """
 
 from __future__ import annotations
@@ -14,25 +29,35 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QDoubleSpinBox,
     QHBoxLayout,
     QLabel,
+    QPushButton,
+    QSizePolicy,
     QSlider,
     QVBoxLayout,
     QWidget,
 )
 
+if TYPE_CHECKING:
+    from core.runs import Curves
+
 DEFAULT_MAX_POINTS = 8192
 REDRAW_MS = 100  # at most 10 redraws a second...
 REDRAW_MAX_MS = 1000
 REDRAW_DUTY = 0.25  # ...and never more than a quarter of the UI thread's time (slow software rendering)
-LOG_FLOOR = 1e-12  # log axes cannot show 0 (energy can be exactly 0)
+HOVER_RATE = 30  # read-out updates per second at most
+X_MODES = {"step": "Step", "chars": "Characters", "time": "Wall time"}
+RAW_ALPHA = 70  # the raw series behind a smoothed one
+BAND_ALPHA = 50  # the min-max band of decimated points
 
 pg.setConfigOptions(antialias=True, background="w", foreground="#333")
 
@@ -43,16 +68,23 @@ class SeriesBuffer:
     Capacity doubles as rows arrive (amortised O(1) append). When ``max_points``
     is reached the rows are averaged in pairs and each later stored row becomes
     the mean of ``stride`` incoming rows, so memory stays bounded and the curve
-    keeps its shape (the step of a binned row is that of its last input).
+    keeps its shape (the step of a binned row is that of its last input). Each
+    row also keeps the minimum and maximum of the values it stands for
+    (:meth:`low`, :meth:`high`): the band drawn behind a decimated curve.
     """
 
     def __init__(self, columns: int, capacity: int = 256, max_points: int = DEFAULT_MAX_POINTS):
         self.columns = columns
         self.max_points = max(4, max_points - max_points % 2)
-        self._data = np.empty((max(2, capacity), columns + 1), dtype=np.float64)
+        cap = max(2, capacity)
+        self._data = np.empty((cap, columns + 1), dtype=np.float64)
+        self._lo = np.empty((cap, columns), dtype=np.float64)
+        self._hi = np.empty((cap, columns), dtype=np.float64)
         self._n = 0
         self.stride = 1
         self._pending = np.zeros(columns + 1)
+        self._pending_lo = np.full(columns, np.inf)
+        self._pending_hi = np.full(columns, -np.inf)
         self._pending_n = 0
         self.version = 0  # bumps on every change that rewrites earlier rows
 
@@ -65,20 +97,27 @@ class SeriesBuffer:
 
     def append(self, step: float, *values: float) -> None:
         row = np.array((step, *values), dtype=np.float64)
+        lo = hi = row[1:]
         if self.stride > 1:
             self._pending += row
+            np.fmin(self._pending_lo, row[1:], out=self._pending_lo)
+            np.fmax(self._pending_hi, row[1:], out=self._pending_hi)
             self._pending_n += 1
             if self._pending_n < self.stride:
                 return
             row = self._pending / self._pending_n
             row[0] = step
+            lo, hi = self._pending_lo.copy(), self._pending_hi.copy()
             self._pending[:] = 0
+            self._pending_lo[:] = np.inf
+            self._pending_hi[:] = -np.inf
             self._pending_n = 0
         if self._n == self._data.shape[0]:
-            grown = np.empty((min(self._n * 2, self.max_points), self._data.shape[1]))
-            grown[: self._n] = self._data[: self._n]
-            self._data = grown
+            size = min(self._n * 2, self.max_points)
+            self._data, self._lo, self._hi = (_grown(a, self._n, size) for a in (self._data, self._lo, self._hi))
         self._data[self._n] = row
+        self._lo[self._n] = lo
+        self._hi[self._n] = hi
         self._n += 1
         if self._n >= self.max_points:
             self._decimate()
@@ -89,6 +128,8 @@ class SeriesBuffer:
         merged = pairs.mean(axis=1)
         merged[:, 0] = pairs[:, 1, 0]
         self._data[:half] = merged
+        self._lo[:half] = np.fmin(self._lo[: half * 2 : 2], self._lo[1 : half * 2 : 2])
+        self._hi[:half] = np.fmax(self._hi[: half * 2 : 2], self._hi[1 : half * 2 : 2])
         self._n = half
         self.stride *= 2
         self.version += 1
@@ -100,45 +141,118 @@ class SeriesBuffer:
     def column(self, i: int) -> np.ndarray:
         return self._data[: self._n, i + 1]
 
+    def low(self, i: int) -> np.ndarray:
+        """Per stored row, the smallest value of column ``i`` it stands for."""
+        return self._lo[: self._n, i]
+
+    def high(self, i: int) -> np.ndarray:
+        return self._hi[: self._n, i]
+
     def clear(self) -> None:
         self._n = 0
         self.stride = 1
         self._pending[:] = 0
+        self._pending_lo[:] = np.inf
+        self._pending_hi[:] = -np.inf
         self._pending_n = 0
         self.version += 1
 
 
+def _grown(a: np.ndarray, n: int, size: int) -> np.ndarray:
+    out = np.empty((size, a.shape[1]), dtype=a.dtype)
+    out[:n] = a[:n]
+    return out
+
+
 @dataclass
 class RunCurves:
-    """Train and validation ``(step, content, energy)`` series of one run."""
+    """Train and validation ``(step, content, energy)`` series of one run, and its x-axis scales.
+
+    ``clock`` maps steps to the wall time the run spent (``elapsed_s``, made
+    monotonic across resumes, where the trainer starts counting again);
+    ``tokens_per_step`` is ``batch_size * seq_len`` (None: unknown).
+    """
 
     label: str = "current run"
     train: SeriesBuffer = field(default_factory=lambda: SeriesBuffer(2))
     val: SeriesBuffer = field(default_factory=lambda: SeriesBuffer(2))
+    clock: SeriesBuffer = field(default_factory=lambda: SeriesBuffer(1))
+    tokens_per_step: int | None = None
+    _clock_offset: float = 0.0
+    _clock_last: float = 0.0
 
     def clear(self) -> None:
         self.train.clear()
         self.val.clear()
+        self.clock.clear()
+        self._clock_offset = self._clock_last = 0.0
+
+    def add_clock(self, step: float, elapsed_s: float) -> None:
+        if not math.isfinite(elapsed_s):
+            return
+        if elapsed_s < self._clock_last:  # a resumed run counts from 0 again
+            self._clock_offset += self._clock_last
+        self._clock_last = elapsed_s
+        self.clock.append(step, elapsed_s + self._clock_offset)
+
+    def add_recorded(self, curves: Curves, until_step: float = math.inf) -> None:
+        """Append a run folder's recorded curves (:func:`core.runs.read_curves`) up to ``until_step``."""
+        for target, rows in ((self.train, curves.train), (self.val, curves.val)):
+            for step, content, energy in rows[rows[:, 0] <= until_step].tolist():
+                target.append(step, content, energy)
+        for step, elapsed in curves.clock[curves.clock[:, 0] <= until_step].tolist():
+            self.add_clock(step, elapsed)
+        if curves.tokens_per_step:
+            self.tokens_per_step = curves.tokens_per_step
+
+    def x_of(self, steps: np.ndarray, mode: str) -> np.ndarray | None:
+        """``steps`` on the ``mode`` axis ("step", "chars", "time"); None when this run cannot say."""
+        steps = np.asarray(steps, dtype=np.float64)
+        if mode == "chars":
+            return steps * self.tokens_per_step if self.tokens_per_step else None
+        if mode == "time":
+            if len(self.clock) == 0:
+                return None
+            return np.interp(steps, self.clock.steps, self.clock.column(0))
+        return steps.copy()
+
+    def step_of(self, x: float, mode: str) -> float | None:
+        """The step at ``x`` on the ``mode`` axis (the inverse of :meth:`x_of`)."""
+        if mode == "chars":
+            return x / self.tokens_per_step if self.tokens_per_step else None
+        if mode == "time":
+            if len(self.clock) == 0:
+                return None
+            return float(np.interp(x, self.clock.column(0), self.clock.steps))
+        return x
 
 
-def ema_into(values: np.ndarray, weight: float, out: np.ndarray, start: int = 0) -> None:
-    """Exponential moving average (TensorBoard-style ``weight``) of ``values[start:]`` into ``out``.
+def ema_into(values: np.ndarray, weight: float, out: np.ndarray, start: int = 0,
+             state: tuple[float, int] = (0.0, 0)) -> tuple[float, int]:
+    """Debiased exponential moving average (TensorBoard's smoothing ``weight``) of ``values[start:]``.
 
-    ``out[:start]`` must already hold the average of the earlier points, so a
-    10 Hz redraw of a long run only computes the new ones. Non-finite values
-    (a diverging run) are skipped rather than poisoning the rest of the curve.
+    ``acc = weight * acc + (1 - weight) * v`` from ``acc = 0``, shown as
+    ``acc / (1 - weight**t)`` after ``t`` finite values, so the first points are
+    not pulled towards 0 (or towards the first value). ``state`` is the
+    ``(acc, t)`` returned for ``values[:start]``, so a live redraw only computes
+    the new points. Non-finite values (a diverging run) are skipped; before the
+    first finite value the average is NaN.
     """
     n = len(values)
+    acc, t = state
     if weight <= 0:
         out[start:n] = values[start:]
-        return
-    acc = out[start - 1] if start else (values[0] if n else 0.0)
+        return acc, t
     a = 1.0 - weight
+    shown = out[start - 1] if start else math.nan
     for i in range(start, n):
         v = values[i]
         if math.isfinite(v):
             acc = acc * weight + v * a
-        out[i] = acc
+            t += 1
+            shown = acc / (1.0 - weight ** t)
+        out[i] = shown
+    return acc, t
 
 
 class _Smoothed:
@@ -147,6 +261,7 @@ class _Smoothed:
     def __init__(self) -> None:
         self.out = np.empty(64)
         self.done = 0
+        self.state: tuple[float, int] = (0.0, 0)
         self.version = -1
         self.weight = -1.0
 
@@ -154,24 +269,83 @@ class _Smoothed:
         values = buf.column(col)
         n = len(values)
         if buf.version != self.version or weight != self.weight:
-            self.done, self.version, self.weight = 0, buf.version, weight
+            self.done, self.state, self.version, self.weight = 0, (0.0, 0), buf.version, weight
         if n > len(self.out):
             grown = np.empty(2 * n)
             grown[: self.done] = self.out[: self.done]
             self.out = grown
-        ema_into(values, weight, self.out, self.done)
+        self.state = ema_into(values, weight, self.out, self.done, self.state)
         self.done = n
         return self.out[:n]
 
 
+def bucket_edges(n: int, per_bucket: int) -> np.ndarray:
+    """Start indices of buckets of ``per_bucket`` points, aligned to index 0 so that new points
+    only change the last bucket."""
+    return np.arange(0, n, max(1, per_bucket))
+
+
+def bucket_mean(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    counts = np.diff(np.append(starts, len(values)))
+    return np.add.reduceat(values, starts) / counts
+
+
+def _log_safe(y: np.ndarray, log: bool) -> np.ndarray:
+    """Values for a log axis: those <= 0 become NaN (a gap), never a made-up floor."""
+    y = np.array(y, dtype=np.float64)
+    if log:
+        y[~(y > 0)] = np.nan
+    return y
+
+
 _TRAIN_PENS = ["#1f77b4", "#9467bd", "#8c564b"]
 _VAL_PENS = ["#ff7f0e", "#d62728", "#e377c2"]
+_MARKER_PEN = pg.mkPen("#2ca02c", width=1.5, style=Qt.PenStyle.DashLine)
+
+
+class _ValueAxis(pg.AxisItem):
+    """A y axis whose log mode labels only 1, 2 and 5 of each decade (pyqtgraph labels all of
+    2..9 or none, and they overlap when a plot spans about one decade)."""
+
+    def logTickStrings(self, values, scale, spacing):  # noqa: N802 (pyqtgraph override)
+        strings = super().logTickStrings(values, scale, spacing)
+        return [s if round(10 ** (v - math.floor(v)), 6) in (1, 2, 5) else ""
+                for v, s in zip(values, strings, strict=True)]
+
+
+class _Band:
+    """A min-max band behind a train line: two invisible curves and the fill between them."""
+
+    def __init__(self, plot: pg.PlotItem, color: str):
+        self.lo = pg.PlotCurveItem(pen=None, connect="finite")
+        self.hi = pg.PlotCurveItem(pen=None, connect="finite")
+        for c in (self.lo, self.hi):
+            c.setZValue(-2)
+            plot.addItem(c)  # in the plot so that fitting the view includes the extremes
+        rgb = pg.mkColor(color)
+        rgb.setAlpha(BAND_ALPHA)
+        self.fill = pg.FillBetweenItem(self.lo, self.hi, brush=pg.mkBrush(rgb))
+        plot.addItem(self.fill)
+
+    def set(self, x: np.ndarray, lo: np.ndarray, hi: np.ndarray, log: bool) -> None:
+        if log:
+            lo, hi = (np.log10(_log_safe(v, True)) for v in (lo, hi))
+        self.lo.setData(x, lo)
+        self.hi.setData(x, hi)
+
+    def setVisible(self, on: bool) -> None:  # noqa: N802 (mirrors Qt)
+        for item in (self.lo, self.hi, self.fill):
+            item.setVisible(on)
+
+    def isVisible(self) -> bool:  # noqa: N802 (mirrors Qt)
+        return self.fill.isVisible()
 
 
 class MetricsPlot(QWidget):
-    """Two stacked plots (content loss, energy) with smoothing, log-y and export."""
+    """Two stacked plots (content loss, energy) with smoothing, x-axis choice, log-y, read-out and export."""
 
     smoothing_changed = Signal(float)
+    clicked = Signal(float)  # x (in the current axis mode) of a left click on either plot
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -180,12 +354,18 @@ class MetricsPlot(QWidget):
         self._dirty = True
         self._cache: dict[tuple[int, str, int], _Smoothed] = {}
         self._items: dict[tuple[int, str, int], pg.PlotDataItem] = {}
+        self._raw_items: dict[tuple[int, str, int], pg.PlotDataItem] = {}
+        self._bands: dict[tuple[int, str, int], _Band] = {}
         self._drawn: dict[tuple[int, str, int], tuple] = {}  # what each item shows now
+        self._shown: dict[tuple[int, str, int], tuple] = {}  # (x, y, raw) at full resolution, for the read-out
+        self._span: tuple[int, int] | None = None  # the live run's step span
+        self._marker: tuple[int, int] | None = None  # (step, run index)
 
         self.smooth_slider = QSlider(Qt.Orientation.Horizontal, self)
         self.smooth_slider.setRange(0, 99)
-        self.smooth_slider.setToolTip("Exponential moving average of the training curves "
-                                      "(0: raw values). Validation points are never smoothed.")
+        self.smooth_slider.setToolTip("Debiased exponential moving average of the training curves, "
+                                      "drawn over the raw values (0: raw only). Validation points "
+                                      "are never smoothed.")
         self.smooth_spin = QDoubleSpinBox(self)
         self.smooth_spin.setRange(0.0, 0.99)
         self.smooth_spin.setSingleStep(0.05)
@@ -193,9 +373,19 @@ class MetricsPlot(QWidget):
         self.smooth_spin.setToolTip(self.smooth_slider.toolTip())
         self.smooth_slider.valueChanged.connect(lambda v: self.smooth_spin.setValue(v / 100))
         self.smooth_spin.valueChanged.connect(self._on_smoothing)
+        self.x_axis = QComboBox(self)
+        for mode, text in X_MODES.items():
+            self.x_axis.addItem(text, mode)
+        self.x_axis.setToolTip("Horizontal axis: optimisation step, characters seen "
+                               "(step × batch × sequence length) or the run's wall time")
+        self.x_axis.currentIndexChanged.connect(self._on_x_mode)
         self.log_y = QCheckBox("Log y", self)
-        self.log_y.setToolTip("Logarithmic vertical axes")
+        self.log_y.setToolTip("Logarithmic vertical axes (values ≤ 0 are left out)")
         self.log_y.toggled.connect(self._on_log)
+        self.fit_button = QPushButton("Fit", self)
+        self.fit_button.setToolTip("Fit the view to the curves and follow new points again "
+                                   "(or double-click a plot)")
+        self.fit_button.clicked.connect(self.fit)
 
         controls = QHBoxLayout()
         controls.setContentsMargins(0, 0, 0, 0)
@@ -203,25 +393,49 @@ class MetricsPlot(QWidget):
         controls.addWidget(self.smooth_slider, 1)
         controls.addWidget(self.smooth_spin)
         controls.addSpacing(12)
+        controls.addWidget(QLabel("x", self))
+        controls.addWidget(self.x_axis)
         controls.addWidget(self.log_y)
+        controls.addWidget(self.fit_button)
+
+        # Fixed height and an ignored width: new text never re-lays out (and repaints) the plots.
+        self.readout = QLabel(" ", self)
+        self.readout.setTextFormat(Qt.TextFormat.PlainText)
+        self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.readout.setFixedHeight(self.readout.sizeHint().height())
+        self.readout.setStyleSheet("color: palette(placeholder-text);")
 
         self.graphics = pg.GraphicsLayoutWidget(self)
         self.graphics.setMinimumHeight(200)
-        self.content_plot = self.graphics.addPlot(row=0, col=0, title="Content loss (cross-entropy)")
-        self.energy_plot = self.graphics.addPlot(row=1, col=0, title="Energy (unweighted)")
+        self.content_plot = self.graphics.addPlot(row=0, col=0, title="Content loss (cross-entropy)",
+                                                  axisItems={"left": _ValueAxis("left")})
+        self.energy_plot = self.graphics.addPlot(row=1, col=0, title="Energy (unweighted)",
+                                                 axisItems={"left": _ValueAxis("left")})
+        self._markers = []
         for p in (self.content_plot, self.energy_plot):
             # No grid: in software rendering its antialiased lines cost as much as everything else.
             p.setClipToView(True)
             p.setDownsampling(auto=True, mode="peak")
+            marker = pg.InfiniteLine(angle=90, movable=False, pen=_MARKER_PEN)
+            marker.setZValue(10)
+            marker.hide()
+            p.addItem(marker, ignoreBounds=True)
+            self._markers.append(marker)
+            p.vb.sigXRangeChanged.connect(self._on_view_changed)
         # One legend serves both plots (same colours); top right is where a falling loss leaves room.
         self.content_plot.addLegend(offset=(-10, 10), labelTextSize="8pt",
                                     brush=pg.mkBrush(255, 255, 255, 210), pen=pg.mkPen("#ccc"))
         self.energy_plot.setLabel("bottom", "step")
         self.energy_plot.setXLink(self.content_plot)
+        scene = self.graphics.scene()
+        scene.sigMouseClicked.connect(self._on_click)
+        self._hover = pg.SignalProxy(scene.sigMouseMoved, rateLimit=HOVER_RATE,
+                                     slot=lambda args: self.hover(args[0]))
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(controls)
+        lay.addWidget(self.readout)
         lay.addWidget(self.graphics, 1)
 
         self.last_redraw_ms = 0.0
@@ -233,8 +447,10 @@ class MetricsPlot(QWidget):
 
     # -- data in ----------------------------------------------------------------------------
 
-    def add_step(self, step: int, content: float, energy: float) -> None:
+    def add_step(self, step: int, content: float, energy: float, elapsed_s: float | None = None) -> None:
         self.live.train.append(step, content, energy)
+        if elapsed_s is not None:
+            self.live.add_clock(step, elapsed_s)
         self._dirty = True
 
     def add_eval(self, step: int, content: float, energy: float) -> None:
@@ -244,29 +460,198 @@ class MetricsPlot(QWidget):
     def clear(self) -> None:
         """Forget the live run (overlays stay)."""
         self.live.clear()
+        self.live.tokens_per_step = None
+        self._dirty = True
+
+    def set_tokens_per_step(self, tokens: int | None) -> None:
+        """Characters the live run reads per step (batch × sequence length): the "Characters" axis."""
+        self.live.tokens_per_step = tokens or None
+        self._dirty = True
+
+    def preload(self, curves: Curves, until_step: float) -> None:
+        """Put a run folder's recorded curves up to ``until_step`` into the live run (a resume)."""
+        self.live.add_recorded(curves, until_step)
         self._dirty = True
 
     def set_overlays(self, runs: list[RunCurves]) -> None:
         """Show past runs next to the live one (e.g. two runs picked for comparison)."""
         for key in [k for k in self._items if k[0] > 0]:
-            item = self._items.pop(key)
-            (self.content_plot if key[2] == 0 else self.energy_plot).removeItem(item)
-            self._cache.pop(key, None)
-            self._drawn.pop(key, None)
+            self._remove(key)
         self._overlays = list(runs)
+        if self._marker is not None and self._marker[1] > len(self._overlays):
+            self.set_marker(None)
         if self._overlays:  # past runs may be longer than the live run's fixed span
             self.content_plot.enableAutoRange(x=True)
         self._dirty = True
         self.redraw()
 
+    def _remove(self, key: tuple[int, str, int]) -> None:
+        plot = self._plot(key[2])
+        plot.removeItem(self._items.pop(key))
+        if key in self._raw_items:
+            plot.removeItem(self._raw_items.pop(key))
+        band = self._bands.pop(key, None)
+        if band is not None:
+            for item in (band.lo, band.hi, band.fill):
+                plot.removeItem(item)
+        for d in (self._cache, self._drawn, self._shown):
+            d.pop(key, None)
+
     def overlays(self) -> list[RunCurves]:
         return list(self._overlays)
+
+    def runs(self) -> list[RunCurves]:
+        """The live run (index 0) and the overlays, in the order marker and click indices use."""
+        return [self.live, *self._overlays]
+
+    # -- view settings ----------------------------------------------------------------------
 
     def smoothing(self) -> float:
         return self.smooth_spin.value()
 
     def set_smoothing(self, weight: float) -> None:
         self.smooth_spin.setValue(weight)
+
+    def x_mode(self) -> str:
+        """"step", "chars" (characters seen) or "time" (wall time in seconds)."""
+        return self.x_axis.currentData()
+
+    def set_x_mode(self, mode: str) -> None:
+        i = self.x_axis.findData(mode)
+        if i < 0:
+            raise ValueError(f"unknown x axis {mode!r}; use one of {', '.join(X_MODES)}")
+        self.x_axis.setCurrentIndex(i)
+
+    def set_log_y(self, on: bool) -> None:
+        self.log_y.setChecked(on)
+
+    def is_following(self) -> bool:
+        """True while the view fits itself to new points (until the user zooms or pans)."""
+        return bool(self.content_plot.vb.autoRangeEnabled()[1])
+
+    def fit(self) -> None:
+        """Fit both plots to their curves and follow new points again."""
+        for p in (self.content_plot, self.energy_plot):
+            p.enableAutoRange(y=True)
+        span = self._x_span()
+        if span is not None:
+            self.content_plot.setXRange(*span, padding=0.02)
+        else:
+            self.content_plot.enableAutoRange(x=True)
+        self._dirty = True
+
+    def set_step_range(self, first: int, last: int) -> None:
+        """Fix the step axis to a live run's span: the curve fills in from left to right, and
+        the axis is not re-laid out on every redraw. Panning or zooming still works; an empty
+        span restores automatic range."""
+        self._span = (first, last) if last > first else None
+        span = self._x_span()
+        if span is not None:
+            self.content_plot.setXRange(*span, padding=0.02)
+        else:
+            self.content_plot.enableAutoRange(x=True)
+
+    def _x_span(self) -> tuple[float, float] | None:
+        """The live run's span on the current axis (wall time has none until the run ends)."""
+        if self._span is None or self._overlays or self.x_mode() == "time":
+            return None
+        x = self.live.x_of(np.array(self._span), self.x_mode())
+        return None if x is None else (float(x[0]), float(x[1]))
+
+    # -- marker and clicks ------------------------------------------------------------------
+
+    def set_marker(self, step: int | None, run: int = 0) -> None:
+        """Mark ``step`` of run ``run`` (0: live, then the overlays) with a vertical line; None hides it."""
+        self._marker = None if step is None else (int(step), int(run))
+        self._place_marker()
+
+    def marker_x(self) -> float | None:
+        """Where the marker stands on the current axis, None when hidden."""
+        return self._markers[0].value() if self._markers[0].isVisible() else None
+
+    def _place_marker(self) -> None:
+        x = None
+        if self._marker is not None:
+            step, run = self._marker
+            runs = self.runs()
+            if run < len(runs):
+                xs = runs[run].x_of(np.array([step]), self.x_mode())
+                x = None if xs is None else float(xs[0])
+        for m in self._markers:
+            if x is None:
+                m.hide()
+            else:
+                m.setValue(x)
+                m.show()
+
+    def step_at(self, x: float, run: int = 0) -> int | None:
+        """The step of run ``run`` at ``x`` on the current axis (for a click)."""
+        runs = self.runs()
+        if run >= len(runs):
+            return None
+        step = runs[run].step_of(x, self.x_mode())
+        return None if step is None or not math.isfinite(step) else round(step)
+
+    def _plot_at(self, scene_pos) -> pg.PlotItem | None:
+        for p in (self.content_plot, self.energy_plot):
+            if p.vb.sceneBoundingRect().contains(scene_pos):
+                return p
+        return None
+
+    def _on_click(self, ev) -> None:
+        if ev.button() != Qt.MouseButton.LeftButton:
+            return
+        plot = self._plot_at(ev.scenePos())
+        if plot is None:
+            return
+        if ev.double():
+            self.fit()
+            return
+        self.clicked.emit(plot.vb.mapSceneToView(ev.scenePos()).x())
+
+    # -- read-out ---------------------------------------------------------------------------
+
+    def hover(self, scene_pos) -> None:
+        """Show the values under ``scene_pos`` (scene coordinates) in the read-out."""
+        plot = self._plot_at(scene_pos)
+        if plot is None:
+            self.readout.setText(" ")
+            return
+        x = plot.vb.mapSceneToView(scene_pos).x()
+        self.readout.setText(self.readout_at(x, 0 if plot is self.content_plot else 1))
+
+    def readout_at(self, x: float, col: int = 0) -> str:
+        """``x`` and, for every series shown on plot ``col`` (0 content, 1 energy), its value at the
+        point nearest ``x``: ``"step 120 · train 1.2345 (raw 1.3000) · val 1.4000 @ step 100"``
+        (a point at another step than the cursor's says which)."""
+        mode = self.x_mode()
+        head = {"step": f"step {x:,.0f}", "chars": f"{x:,.0f} characters",
+                "time": f"{x:,.1f} s"}[mode]
+        parts = [head]
+        smoothed = self.smoothing() > 0
+        for key in sorted(self._shown):
+            run, split, c = key
+            if c != col or not self._items[key].isVisible():
+                continue
+            xs, ys, raw = self._shown[key]
+            if len(xs) == 0:
+                continue
+            i = int(np.clip(np.searchsorted(xs, x), 1, len(xs) - 1)) if len(xs) > 1 else 0
+            if i and abs(xs[i - 1] - x) <= abs(xs[i] - x):
+                i -= 1
+            name = split if run == 0 else f"{self.runs()[run].label} {split}"
+            text = f"{name} {ys[i]:.4f}"
+            if raw is not None and smoothed:
+                text += f" (raw {raw[i]:.4f})"
+            step = self._steps_of(key)[i]
+            if mode != "step" or step != round(x):  # a nearest point elsewhere says where it is
+                text += f" @ step {step:,.0f}"
+            parts.append(text)
+        return " · ".join(parts)
+
+    def _steps_of(self, key: tuple[int, str, int]) -> np.ndarray:
+        run = self.runs()[key[0]]
+        return (run.train if key[1] == "train" else run.val).steps
 
     # -- drawing ----------------------------------------------------------------------------
 
@@ -282,6 +667,23 @@ class MetricsPlot(QWidget):
             p.setLogMode(y=on)
         self._dirty = True
 
+    def _on_x_mode(self, *_: object) -> None:
+        mode = self.x_mode()
+        axis = self.energy_plot.getAxis("bottom")
+        if mode == "chars":
+            self.energy_plot.setLabel("bottom", "characters seen", units="chars")
+            axis.enableAutoSIPrefix(True)
+        elif mode == "time":
+            self.energy_plot.setLabel("bottom", "wall time", units="s")
+            axis.enableAutoSIPrefix(False)
+        else:
+            self.energy_plot.setLabel("bottom", "step")
+        self.redraw()
+        self.fit()
+
+    def _on_view_changed(self, *_: object) -> None:
+        self._dirty = True  # zoom changes how many points share a pixel
+
     def _redraw_if_dirty(self) -> None:
         """Redraw and paint now, then wait long enough that plotting stays a small share of the UI thread."""
         if not (self._dirty and self.isVisible()):
@@ -293,57 +695,105 @@ class MetricsPlot(QWidget):
         self.last_redraw_ms = cost_ms
         self._timer.setInterval(int(min(REDRAW_MAX_MS, max(REDRAW_MS, cost_ms / REDRAW_DUTY))))
 
-    def set_step_range(self, first: int, last: int) -> None:
-        """Fix the step axis to a live run's span: the curve fills in from left to right, and
-        the axis is not re-laid out on every redraw. Panning or zooming still works; an empty
-        span restores automatic range."""
-        if last > first:
-            self.content_plot.setXRange(first, last, padding=0.02)
-        else:
-            self.content_plot.enableAutoRange(x=True)
+    def _plot(self, col: int) -> pg.PlotItem:
+        return self.content_plot if col == 0 else self.energy_plot
 
     def _item(self, key: tuple[int, str, int], label: str) -> pg.PlotDataItem:
         item = self._items.get(key)
         if item is None:
             run, split, col = key
-            plot = self.content_plot if col == 0 else self.energy_plot
+            plot = self._plot(col)
             palette = _TRAIN_PENS if split == "train" else _VAL_PENS
             color = palette[run % len(palette)]
             style = Qt.PenStyle.SolidLine if run == 0 else Qt.PenStyle.DashLine
             name = split if run == 0 else f"{label} {split}"
             if split == "train":
-                item = plot.plot(pen=pg.mkPen(color, width=1.5, style=style), name=name)
+                item = plot.plot(pen=pg.mkPen(color, width=1.5, style=style), name=name, connect="finite")
+                faint = pg.mkColor(color)
+                faint.setAlpha(RAW_ALPHA)
+                raw = plot.plot(pen=pg.mkPen(faint, width=1, style=style), connect="finite")
+                raw.setZValue(-1)
+                raw.setClipToView(True)
+                self._raw_items[key] = raw
+                self._bands[key] = _Band(plot, color)
             else:
                 item = plot.plot(pen=pg.mkPen(color, width=1.5, style=style), symbol="o",
-                                 symbolSize=5, symbolBrush=color, symbolPen=None, name=name)
+                                 symbolSize=5, symbolBrush=color, symbolPen=None, name=name,
+                                 connect="finite")
+                item.setDownsampling(auto=True, method="peak")
             item.setClipToView(True)
-            item.setDownsampling(auto=True, method="peak")
             self._items[key] = item
         return item
+
+    def _points_per_bucket(self, x: np.ndarray) -> int:
+        """How many consecutive points share a pixel in the current view (1: none do)."""
+        if len(x) < 2:
+            return 1
+        lo, hi = self.content_plot.vb.viewRange()[0]
+        visible = int(np.searchsorted(x, hi, side="right") - np.searchsorted(x, lo))
+        width = max(50, int(self.content_plot.vb.width()))
+        return max(1, -(-visible // width)) if visible > width else 1
 
     def redraw(self) -> None:
         """Push the buffers into the plot items (called by the timer; public for tests/export)."""
         self._dirty = False
         weight = self.smoothing()
         log = self.log_y.isChecked()
-        for run_index, run in enumerate([self.live, *self._overlays]):
+        mode = self.x_mode()
+        for run_index, run in enumerate(self.runs()):
+            scale = (mode, run.tokens_per_step if mode == "chars" else None,
+                     len(run.clock) if mode == "time" else None)
             for split, buf in (("train", run.train), ("val", run.val)):
                 for col in (0, 1):
                     key = (run_index, split, col)
                     if len(buf) == 0 and key not in self._items:
                         continue
-                    stamp = (len(buf), buf.version, weight if split == "train" else 0, log)
+                    x = run.x_of(buf.steps, mode)
+                    if x is None:
+                        x, buf_view = np.empty(0), slice(0, 0)
+                    else:
+                        buf_view = slice(None)
+                    per = self._points_per_bucket(x) if split == "train" else 1
+                    stamp = (len(buf), buf.version, weight if split == "train" else 0, log, scale, per)
                     if self._drawn.get(key) == stamp:
                         continue  # unchanged (typically the validation points): skip re-layout
                     self._drawn[key] = stamp
-                    x = buf.steps
-                    if split == "train":
-                        y = self._cache.setdefault(key, _Smoothed()).get(buf, col, weight)
-                    else:
-                        y = buf.column(col)
-                    if log:
-                        y = np.maximum(y, LOG_FLOOR)
-                    self._item(key, run.label).setData(x.copy(), y.copy())
+                    item = self._item(key, run.label)
+                    if split == "val":
+                        y = buf.column(col)[buf_view]
+                        item.setData(x, _log_safe(y, log))
+                        self._shown[key] = (x, y, None)
+                        continue
+                    raw = buf.column(col)[buf_view]
+                    y = self._cache.setdefault(key, _Smoothed()).get(buf, col, weight)[buf_view]
+                    self._shown[key] = (x, y, raw)
+                    self._draw_train(key, x, y, raw, buf.low(col)[buf_view], buf.high(col)[buf_view],
+                                     per, buf.stride > 1, weight > 0, log)
+        self._place_marker()
+
+    def _draw_train(self, key, x, y, raw, lo, hi, per: int, binned: bool, smoothed: bool,
+                    log: bool) -> None:
+        """The line; behind it the raw series (smoothing on, few points) or, when points are
+        decimated, the min-max band of each pixel-wide bucket."""
+        line, raw_item, band = self._items[key], self._raw_items[key], self._bands[key]
+        if (per > 1 or binned) and len(x):
+            starts = bucket_edges(len(x), per)
+            bx = bucket_mean(x, starts)
+            line.setData(bx, _log_safe(bucket_mean(y, starts), log))
+            band.set(bx, np.fmin.reduceat(lo, starts), np.fmax.reduceat(hi, starts), log)
+            band.setVisible(True)
+            raw_item.setVisible(False)
+            return
+        line.setData(x, _log_safe(y, log))
+        band.setVisible(False)
+        raw_item.setVisible(smoothed and len(x) > 0)
+        if smoothed:
+            raw_item.setData(x, _log_safe(raw, log))
+
+    def band_shown(self, run: int = 0, col: int = 0) -> bool:
+        """Whether run ``run``'s training curve on plot ``col`` is drawn as a min-max band."""
+        band = self._bands.get((run, "train", col))
+        return band is not None and band.isVisible()
 
     # -- export -----------------------------------------------------------------------------
 
@@ -361,7 +811,7 @@ class MetricsPlot(QWidget):
         with path.open("w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)
             w.writerow(["run", "split", "step", "content", "energy"])
-            for run in [self.live, *self._overlays]:
+            for run in self.runs():
                 for split, buf in (("train", run.train), ("val", run.val)):
                     for s, c, e in zip(buf.steps, buf.column(0), buf.column(1), strict=True):
                         w.writerow([run.label, split, int(s), f"{c:.6g}", f"{e:.6g}"])

@@ -60,10 +60,7 @@ SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 def load_curves(path: Path, label: str | None = None) -> RunCurves:
     """A run's recorded train and validation curves, ready for :class:`MetricsPlot`."""
     curves = RunCurves(label=label or Path(path).name)
-    recorded = read_curves(path)
-    for target, rows in ((curves.train, recorded.train), (curves.val, recorded.val)):
-        for step, content, energy in rows.tolist():
-            target.append(step, content, energy)
+    curves.add_recorded(read_curves(path))
     return curves
 
 

@@ -27,12 +27,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.events import CheckpointSaved, EvalMetrics, Failed, Finished, Started, StepMetrics
+from core.events import (
+    CheckpointSaved,
+    EvalMetrics,
+    Failed,
+    Finished,
+    SampleText,
+    Started,
+    StepMetrics,
+)
 from core.hparams import TrainConfig
 from core.presets import EXCLUDED_FIELDS
 from core.resources import runs_dir
 from core.resume import merge_resume
-from core.runs import CONFIG_FILE
+from core.runs import CONFIG_FILE, read_curves, read_samples, tokens_per_step
 from landauer_gui import settings
 from landauer_gui.corpus_picker import CorpusPicker
 from landauer_gui.device_picker import DeviceCombo
@@ -45,6 +53,7 @@ from landauer_gui.preset_picker import PresetPicker
 from landauer_gui.run_controls import RunControls
 from landauer_gui.run_watch import RunWatch
 from landauer_gui.runs import RunsPanel
+from landauer_gui.samples_panel import LIVE, SamplesPanel, link_to_plot
 from landauer_gui.widgets import Banner
 
 if TYPE_CHECKING:
@@ -133,7 +142,7 @@ class TrainView(QWidget):
         self.bottom_tabs.setDocumentMode(True)
         self.bottom_tabs.addTab(self.log, "Log")
         self.runs = RunsPanel(self)  # reads run folders through core.runs: no torch needed
-        self.runs.show_requested.connect(self.plot.set_overlays)
+        self.runs.show_requested.connect(self._show_past_runs)
         self.bottom_tabs.addTab(self.runs, "Run history")
         # A run another process writes, shown like a live run (landauer_gui/run_watch.py).
         self.watch = RunWatch(self)
@@ -143,6 +152,11 @@ class TrainView(QWidget):
         self.runs.deleted.connect(self.watch.forget)
         self.runs.error.connect(self.show_error)
         self.runs.message.connect(self.status_message)
+        self.samples = SamplesPanel(self)
+        self.bottom_tabs.addTab(self.samples, "Samples")
+        link_to_plot(self.samples, self.plot)
+        self.plot.clicked.connect(lambda _x: self.bottom_tabs.setCurrentWidget(self.samples))
+        self._live_samples: list[SampleText] = []
 
         right_top = QWidget(self)
         rt = QVBoxLayout(right_top)
@@ -206,6 +220,7 @@ class TrainView(QWidget):
         settings.put("train/right_splitter", self.right_splitter.saveState())
         settings.put("plot/smoothing", self.plot.smoothing())
         settings.put("plot/log_y", self.plot.log_y.isChecked())
+        settings.put("plot/x_axis", self.plot.x_mode())
 
     def restore_layout(self) -> None:
         state = settings.get("train/splitter")
@@ -216,6 +231,10 @@ class TrainView(QWidget):
             self.right_splitter.restoreState(state)
         self.plot.set_smoothing(settings.get("plot/smoothing", self.plot.smoothing(), float))
         self.plot.log_y.setChecked(settings.get("plot/log_y", False, bool))
+        try:
+            self.plot.set_x_mode(settings.get("plot/x_axis", "step", str))
+        except ValueError:
+            pass
 
     # -- state queries ----------------------------------------------------------------------
 
@@ -333,7 +352,7 @@ class TrainView(QWidget):
             self.status_message.emit("Cannot start: " + blockers[0])
             return False
         from core.trainer import Trainer
-        from landauer_gui.runs import load_curves, new_run_dir
+        from landauer_gui.runs import new_run_dir
 
         cfg = self.form.values()
         if self._resume_path:
@@ -350,15 +369,13 @@ class TrainView(QWidget):
         self.log.log_every = cfg.log_every
         start_step = self._resume_step if self._resume_path else 0
         self.plot.clear()
+        self.plot.set_tokens_per_step(tokens_per_step(cfg.to_dict()))
+        self._live_samples = []
         if self._resume_path:
-            # Show the curve so far; the trainer drops recorded lines past the checkpoint's step.
-            past = load_curves(run_dir)
-            for s, c, e in zip(past.train.steps, past.train.column(0), past.train.column(1), strict=True):
-                if s <= start_step:
-                    self.plot.add_step(int(s), c, e)
-            for s, c, e in zip(past.val.steps, past.val.column(0), past.val.column(1), strict=True):
-                if s <= start_step:
-                    self.plot.add_eval(int(s), c, e)
+            # Show the curve and samples so far; the trainer drops records past the checkpoint's step.
+            self.plot.preload(read_curves(run_dir), start_step)
+            self._live_samples = [s for s in read_samples(run_dir) if s.step <= start_step]
+        self._show_live_samples()
         self.banner.hide()
         self.log.appendPlainText(f"Run folder: {run_dir}")
         self.controls.run(Trainer(cfg, corpus=corpus), start_step, cfg.steps, cfg.batch_size * cfg.seq_len)
@@ -390,9 +407,12 @@ class TrainView(QWidget):
     def _on_events(self, batch: list[Any]) -> None:
         for ev in batch:
             if isinstance(ev, StepMetrics):
-                self.plot.add_step(ev.step, ev.content, ev.energy)
+                self.plot.add_step(ev.step, ev.content, ev.energy, ev.elapsed_s)
             elif isinstance(ev, EvalMetrics):
                 self.plot.add_eval(ev.step, ev.content, ev.energy)
+            elif isinstance(ev, SampleText):
+                self._live_samples.append(ev)
+                self.samples.add_sample(ev)
             elif isinstance(ev, Started):
                 self.plot.set_step_range(0, ev.total_steps)
                 self.device_changed.emit(ev.device_description)
@@ -404,6 +424,18 @@ class TrainView(QWidget):
             elif isinstance(ev, Failed):
                 self.show_error(f"Training failed at step {ev.step}: {ev.message}")
         self.log.add_events(batch)
+
+    def _show_past_runs(self, runs: list) -> None:
+        """Past runs' curves next to the live run; the Samples tab shows the first one's samples."""
+        self.plot.set_overlays(runs)
+        chosen = self.runs.selected()[: len(runs)]
+        if runs and chosen:
+            self.samples.set_samples(read_samples(chosen[0].path), source=1, label=chosen[0].name)
+        else:
+            self._show_live_samples()
+
+    def _show_live_samples(self) -> None:
+        self.samples.set_samples(self._live_samples, source=LIVE)
 
     def _on_crash(self, detail: str) -> None:
         """An unexpected exception in the trainer: show it; the window stays usable."""

@@ -1,4 +1,5 @@
-"""Render docs/screenshot_train.png and docs/screenshot_generate.png from the real window.
+"""Render docs/screenshot_train.png, docs/screenshot_samples.png and docs/screenshot_generate.png
+from the real window.
 
 A short real training run on the bundled corpus and one real generation, in a
 throw-away home folder, so the pictures show what a user sees after a first run.
@@ -51,12 +52,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--out", type=Path, default=REPO / "docs")
     ap.add_argument("--size", default="1280x800")
+    ap.add_argument("--corpus", type=Path, help="text to train on (default: the bundled corpus)")
+    ap.add_argument("--sample-step", type=int, default=300, help="the step whose sample is shown")
     args = ap.parse_args(argv)
     app, w = open_window(args.size)
 
     from landauer_gui.main_window import GENERATE_TAB, TRAIN_TAB
 
     tv = w.train_view
+    if args.corpus:
+        tv.corpus_picker.set_corpus(str(args.corpus))
     _wait(app, lambda: not tv.corpus_picker.is_loading(), 60)
     tv.presets.apply(PRESET)  # the published defaults
     tv.form.set_values(tv.form.values().replace(steps=args.steps, eval_every=100, save_every=500))
@@ -70,6 +75,18 @@ def main(argv: list[str] | None = None) -> int:
     app.processEvents()
     w.grab().save(str(args.out / "screenshot_train.png"))
 
+    tv.bottom_tabs.setCurrentWidget(tv.samples)
+    tv.samples.select_step(args.sample_step)
+    tv.plot.set_smoothing(0.9)  # the raw steps faint behind the smoothed curve
+    tv.right_splitter.setSizes([560, 240])
+    tv.plot.redraw()
+    for _ in range(5):
+        app.processEvents()
+        time.sleep(0.05)
+    tv.plot.hover(tv.plot.content_plot.vb.mapViewToScene(tv.plot.content_plot.vb.viewRect().center()))
+    app.processEvents()
+    w.grab().save(str(args.out / "screenshot_samples.png"))
+
     gv = w.generate_view
     w.show_view(GENERATE_TAB)
     gv.refresh()
@@ -82,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         app.processEvents()
         time.sleep(0.02)
     w.grab().save(str(args.out / "screenshot_generate.png"))
-    print(f"wrote {args.out / 'screenshot_train.png'} and {args.out / 'screenshot_generate.png'}")
+    print(f"wrote screenshot_train.png, screenshot_samples.png and screenshot_generate.png in {args.out}")
     w.close()
     return 0
 

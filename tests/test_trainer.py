@@ -78,8 +78,8 @@ def test_event_order_and_checkpoints(tmp_path, corpus):
             kinds.append(f"c{e.step}{e.reason[0]}")
         else:
             kinds.append(type(e).__name__)
-    assert kinds == ["Started", "s1", "s2", "e2", "s3", "c3p", "s4", "e4", "s5", "s6", "e6", "c6p",
-                     "s7", "c7f", "Finished"]
+    assert kinds == ["Started", "s1", "s2", "e2", "SampleText", "s3", "c3p", "s4", "e4", "SampleText",
+                     "s5", "s6", "e6", "SampleText", "c6p", "s7", "c7f", "Finished"]
     started, finished = events[0], events[-1]
     assert started.start_step == 0 and started.total_steps == 7 and started.device == "cpu"
     assert started.vocab_size == corpus.vocab_size and started.num_parameters > 0

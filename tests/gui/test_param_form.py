@@ -27,7 +27,7 @@ def test_fields_groups_ranges_and_tooltips_come_from_params(form):
     hidden = {s.name for s in param_specs(TrainConfig) if s.param.cli_only} | {"data_path"}
     assert shown == [s.name for s in param_specs(TrainConfig) if s.name not in hidden]
     titles = [b.title() for b in form.findChildren(QGroupBox)]
-    assert titles == ["Data", "Model", "Loss", "Optimisation", "Schedule"]
+    assert titles == ["Data", "Model", "Loss", "Optimisation", "Schedule", "Samples"]
     assert isinstance(form.widget("batch_size"), IntBox)
     assert isinstance(form.widget("lr"), FloatBox)
     assert form.widget("lr").toolTip().startswith("Adam learning rate.")

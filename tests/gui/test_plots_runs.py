@@ -29,15 +29,20 @@ def test_buffer_grows_by_doubling_then_caps_by_averaging_pairs():
     assert b.steps[-1] > 100_000 - b.stride  # at most one unfinished bin behind
 
 
-def test_ema_incremental_equals_full_and_skips_nan():
+def test_ema_is_debiased_incremental_and_skips_nan():
     values = np.array([1.0, 2.0, float("nan"), 4.0, 5.0])
     full = np.empty(5)
     ema_into(values, 0.5, full)
+    # By hand: acc = 0.5 acc + 0.5 v from 0, shown as acc / (1 - 0.5**t) after t finite values.
+    assert full.tolist() == pytest.approx([0.5 / 0.5, 1.25 / 0.75, 1.25 / 0.75, 2.625 / 0.875,
+                                           3.8125 / 0.9375])
     part = np.empty(5)
-    ema_into(values[:3], 0.5, part)
-    ema_into(values, 0.5, part, start=3)
+    state = ema_into(values[:3], 0.5, part)
+    ema_into(values, 0.5, part, start=3, state=state)
     assert np.allclose(full, part)
-    assert full.tolist() == [1.0, 1.5, 1.5, 2.75, 3.875]
+    lead = np.empty(3)
+    ema_into(np.array([float("nan"), 2.0, 2.0]), 0.9, lead)
+    assert np.isnan(lead[0]) and lead[1:].tolist() == pytest.approx([2.0, 2.0])  # no pull to 0
 
 
 def test_plot_draws_on_timer_and_exports(qtbot, tmp_path):
