@@ -481,7 +481,8 @@ class Trainer:
                 if cfg.eval_every > 0 and step % cfg.eval_every == 0:
                     t1 = time.perf_counter()
                     ev = self.evaluate()
-                    sample = self.sample() if cfg.sample_length > 0 else None
+                    # distributed: rank 0 alone samples (no collective inside) and writes it
+                    sample = self.sample() if cfg.sample_length > 0 and self.dist.is_main else None
                     self._active_s += time.perf_counter() - t1  # samples count as evaluation time
                     self._record("val", {"step": step, "loss": ev.loss, "content": ev.content,
                                          "energy": ev.energy, "batches": ev.batches})
