@@ -18,7 +18,6 @@ forwards only; every computation is in :mod:`core`.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
@@ -35,16 +34,16 @@ from PySide6.QtWidgets import (
 )
 
 from core.hparams import SamplingConfig
-from landauer_gui.checkpoint_table import COL_DATE, COL_SIZE, COL_VOCAB, CheckpointTable, file_stamp
+from landauer_gui.checkpoint_table import COL_DATE, COL_SIZE, COL_VOCAB, CheckpointTable
 from landauer_gui.engine import engine
 from landauer_gui.explore import jobs
+from landauer_gui.explore.analysis_runner import AnalysisRunner
 from landauer_gui.explore.branch_panel import BranchPanel
 from landauer_gui.explore.colour_controls import ColourControls
 from landauer_gui.explore.colours import diverging_scale
 from landauer_gui.explore.compare_panel import ComparePanel
 from landauer_gui.explore.export_actions import ExportActions
 from landauer_gui.explore.heatmap import HiddenHeatmap
-from landauer_gui.explore.job_slot import JobSlot
 from landauer_gui.explore.phase import PhaseCircles
 from landauer_gui.explore.source_panel import SourcePanel
 from landauer_gui.explore.text_pane import CharPane
@@ -72,17 +71,16 @@ class ExploreView(QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self._model: tuple[tuple, tuple] | None = None  # (key, (model, itos, info))
         self._prepared: jobs.Prepared | None = None
         self._activation_scale = None  # the phase circles' colours, set with the plots
         self._position = -1
         self._pending_hover = -1
         self._visible = (0, 0)
-        self._started = 0.0
         self.last_analysis_s = float("nan")
 
-        self.analysis_slot = JobSlot(self)
-        self.analysis_slot.finished.connect(self._on_analysis_finished)
+        self.analyser = AnalysisRunner(DEVICE, self)
+        self.analyser.slot.finished.connect(self._on_analysis_finished)
+        self.analyser.prepared.connect(self._show_prepared)
         self._visible_timer = QTimer(self, singleShot=True, interval=VISIBLE_MS)
         self._visible_timer.timeout.connect(self._apply_visible)
         self._deferred: jobs.Prepared | None = None  # plots still to fill from the last analysis
@@ -205,13 +203,10 @@ class ExploreView(QWidget):
         self.source.set_text(text, origin)
         self.analyse()
 
-    def is_busy(self) -> bool:
-        return self.analysis_slot.is_busy() or self.source.is_reading()
-
     @Slot()
     def analyse(self) -> bool:
         """Analyse the current text with the selected checkpoint; False (with a message) if it cannot start."""
-        if self.analysis_slot.is_busy() or not engine().is_ready():
+        if self.analyser.is_busy() or not engine().is_ready():
             return False
         path = self.checkpoints.selected_path()
         if path is None:
@@ -221,21 +216,11 @@ class ExploreView(QWidget):
         if not text:
             self.show_error("There is no text to analyse yet: type one, open a file or take a corpus slice.")
             return False
-        key = (str(path), file_stamp(path), DEVICE)
-        cached = self._model[1] if self._model and self._model[0] == key else None
         self.clear_error()
-        self._started = time.perf_counter()
         self.source.set_status(f"Analysing {len(text):,} characters…")
-        started = self.analysis_slot.start(
-            lambda: jobs.analysis_items(str(path), DEVICE, key, cached, text), self._on_analysis_item)
+        started = self.analyser.start(path, text)
         self._update_buttons()
         return started
-
-    def _on_analysis_item(self, item: object) -> None:
-        if isinstance(item, jobs.Loaded):
-            self._model = (item.key, (item.model, item.itos, item.info))
-        elif isinstance(item, jobs.Prepared):
-            self._show_prepared(item)
 
     def _show_prepared(self, prep: jobs.Prepared) -> None:
         self._prepared = prep
@@ -264,7 +249,7 @@ class ExploreView(QWidget):
             return
         self.tracks.set_tracks(prep.per_char["surprise"], prep.per_char["motion"], *self.pane.visible_range())
         self.heatmap.set_hidden(prep.hidden, len(prep.analysis.text))
-        model = self._model[1][0] if self._model else None
+        model = self.analyser.model()
         if prep.hidden is not None:
             self._activation_scale = diverging_scale(prep.hidden, "activation")
             if model is not None:
@@ -284,7 +269,7 @@ class ExploreView(QWidget):
 
     def _complete_analysis(self) -> None:
         self._finish_after_fill = False
-        problem = self.analysis_slot.take_problem()
+        problem = self.analyser.slot.take_problem()
         if problem is not None:
             self.source.set_status("Not analysed.")
             self.show_error(problem)
@@ -331,20 +316,18 @@ class ExploreView(QWidget):
         """The character whose distribution and phase are shown."""
         return self._position
 
-    def _sampling(self) -> SamplingConfig:
-        return self.form.values() if not self.form.errors() else SamplingConfig()
-
     def _draw_position(self, i: int) -> None:
         prep = self._prepared
         if prep is None or i < 0:
             return
         self._position = i
-        self.branching.show_position(prep, i, self._sampling())
+        sampling = self.form.values() if not self.form.errors() else SamplingConfig()
+        self.branching.show_position(prep, i, sampling)
         self._draw_phase(i)
 
     def _draw_phase(self, i: int) -> None:
         prep = self._prepared
-        model = self._model[1][0] if self._model else None
+        model = self.analyser.model()
         if prep is not None and prep.hidden is not None and model is not None:
             self.phase.show_character(model, prep.hidden, prep.analysis.text, i, self._activation_scale)
 
@@ -395,13 +378,13 @@ class ExploreView(QWidget):
         """Continue the text from the shown position with character ``char_id`` instead."""
         prep = self._prepared
         i = self._position
-        if prep is None or i < 1 or self._model is None or self.branching.is_busy():
+        if prep is None or i < 1 or self.analyser.model() is None or self.branching.is_busy():
             return False
         problems = self.form.errors()
         if problems:
             self.show_error("Check the sampling options: " + "; ".join(problems) + ".")
             return False
-        model, itos, _info = self._model[1]
+        model, itos = self.analyser.model(), self.analyser.itos()
         self.pane.set_marks([i])
         return self.branching.start(model, itos, prep.analysis.text[:i] + itos[int(char_id)],
                                     self.form.values(), i)
@@ -422,7 +405,7 @@ class ExploreView(QWidget):
     @Slot()
     def _update_buttons(self) -> None:
         ready = engine().is_ready()
-        busy = self.analysis_slot.is_busy()
+        busy = self.analyser.is_busy()
         has = self._prepared is not None
         self.source.analyse_button.setEnabled(ready and not busy and self.checkpoints.selected_path() is not None)
         self.comparison.compare_button.setEnabled(has and not self.comparison.is_busy())
@@ -433,7 +416,7 @@ class ExploreView(QWidget):
     def shutdown(self, msecs: int = CLOSE_WAIT_MS) -> bool:
         """Stop the branch, start nothing new and wait for the workers (call before destruction)."""
         self.branching.shutdown()
-        slots = [self.analysis_slot, self.source.read_slot, self.comparison.slot, self.branching.slot,
+        slots = [self.analyser.slot, self.source.read_slot, self.comparison.slot, self.branching.slot,
                  self.ranker.slot, self.exports.slot, self.checkpoints.reader]
         ended = close_all(slots, msecs)
         QApplication.processEvents()

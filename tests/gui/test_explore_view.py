@@ -130,7 +130,7 @@ def test_phase_circles_put_each_unit_at_its_rotation_angle(qtbot, view, tmp_path
     view.select_position(10)
     from core.analysis import phase_angles
 
-    model = view._model[1][0]
+    model = view.analyser.model()
     angles = phase_angles(model, view.prepared().hidden, 10)
     pts = view.phase.points(1)
     np.testing.assert_allclose(np.arctan2(pts[:, 1], pts[:, 0]) % (2 * np.pi), angles[1], atol=1e-4)
