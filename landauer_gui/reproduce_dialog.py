@@ -1,13 +1,15 @@
 """Train ▸ Reproduce published results…: the published table, measured again with several seeds.
 
-A window over :class:`core.reproduce.Reproduction`: it collects the rows, seeds,
-schedule, corpus and output file, iterates the engine on a :class:`WorkerSlot`
-thread and shows its events: progress overall and per seed, the table filling
-as seeds finish, and a plot of published against ours. The engine writes the
-Markdown table and its JSON state (next to it) after every seed, so stopping
-keeps finished seeds and running again skips them. Each seed is an ordinary
-run: ``seed_finished`` and ``checkpoint_saved`` let the window show it in the
-run history and the Generate view.
+A window over :class:`core.reproduce.Reproduction`: the rows, schedule, corpus
+and output file on the left (:mod:`landauer_gui.reproduce_choices`,
+:class:`CorpusPicker`), Start/Stop, the progress of the run
+(:class:`ReproduceRunner`) and the table and plot filling as seeds finish
+(:mod:`landauer_gui.reproduce_results`) on the right. This file is their
+layout and wiring: what blocks Start, and closing while a run goes on. The
+engine writes the Markdown table and its JSON state (next to it) after every
+seed, so stopping keeps finished seeds and running again skips them. Each seed
+is an ordinary run: ``seed_finished`` and ``checkpoint_saved`` let the window
+show it in the run history and the Generate view.
 
 Torch-free at module level (``core.reproduce`` is imported once the engine is
 ready), like every module the window imports.
@@ -22,67 +24,29 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
     QDialog,
-    QFileDialog,
-    QFormLayout,
-    QGridLayout,
-    QGroupBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QMessageBox,
-    QPlainTextEdit,
-    QProgressBar,
     QPushButton,
-    QSpinBox,
     QSplitter,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from core.hparams import TrainConfig
-from core.published import PUBLISHED_ROWS, rows_of_setting, setting_key
-from core.reproduce_report import (
-    RowSummary,
-    corpus_facts,
-    corpus_warning,
-    format_duration,
-    override_flags,
-    summarize,
-)
-from core.resources import user_data_dir
-from landauer_gui import settings
+from core.reproduce_report import RowSummary, corpus_facts, corpus_warning
 from landauer_gui.corpus_picker import CorpusPicker
-from landauer_gui.device_picker import DeviceCombo
 from landauer_gui.engine import engine
-from landauer_gui.event_log import batched, fmt_duration, is_step
 from landauer_gui.memory_hint import WARN_COLOR
 from landauer_gui.param_form import ERROR_COLOR
+from landauer_gui.reproduce_choices import OutputPicker, RowChooser, ScheduleForm, state_path
 from landauer_gui.reproduce_results import ResultsPlot, ResultsTable
-from landauer_gui.widgets import Banner, stretched_row
-from landauer_gui.workers import WorkerSlot
+from landauer_gui.reproduce_runner import ReproduceRunner
+from landauer_gui.widgets import Banner
 
 if TYPE_CHECKING:
-    from core.reproduce import ReproduceConfig, Reproduction
-    from core.reproduce_report import SeedResult
+    from core.reproduce import ReproduceConfig
     from landauer_gui.train_view import TrainView
-
-PROTOCOLS = (("Fixed: the mean of N validation batches", "fixed"),
-             ("Published: one new random batch per evaluation", "published"))
-SEED_UNITS = 1000  # overall progress: a seed run is this many units
-LOG_LINES = 500
-
-
-def default_output() -> Path:
-    return user_data_dir() / "reproductions" / "published-table.md"
-
-
-def state_path(markdown: Path) -> Path:
-    """The JSON state beside the Markdown file (the command line's default, ``OUT.json``)."""
-    return markdown.with_name(markdown.name + ".json")
 
 
 def command_line(config: ReproduceConfig, out: Path) -> str:
@@ -94,10 +58,6 @@ def command_line(config: ReproduceConfig, out: Path) -> str:
         words += ["--eval-batches", str(config.eval_batches)]
     words += ["--data-path", Path(config.data_path).name, "--out", out.name]
     return shlex.join(words)
-
-
-def rows_label(rows: tuple[int, ...] | list[int]) -> str:
-    return f"row {rows[0]}" if len(rows) == 1 else f"rows {rows[0]}-{rows[-1]}"
 
 
 class ReproduceDialog(QDialog):
@@ -116,19 +76,9 @@ class ReproduceDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Reproduce published results")
         self._train_view = train_view
-        self._reproduction: Reproduction | None = None
-        self._config: ReproduceConfig | None = None
-        self._results: dict[tuple[str, int], SeedResult] = {}
-        self._summaries: list[RowSummary] = []
-        self._markdown = ""
-        self._stopping = False
         self._close_when_stopped = False
-        self._plan_total = 0
-        self._done = 0
-        self._seed: tuple[str, int, int] | None = None  # setting, seed, plan index
-        self.slot = WorkerSlot(self)
-        self.slot.finished.connect(self._on_worker_finished)
         self._build_ui()
+        self._connect()
         self._restore_choices(train_view)
         self._update_controls()
         train_view.running_changed.connect(self._update_controls)
@@ -138,99 +88,32 @@ class ReproduceDialog(QDialog):
 
     def _build_ui(self) -> None:
         self.banner = Banner(self)
-
-        rows_box = QGroupBox("Published rows", self)
-        grid = QGridLayout(rows_box)
-        grid.setHorizontalSpacing(12)
-        self.row_boxes: dict[int, QCheckBox] = {}
-        for i, (n, row) in enumerate(sorted(PUBLISHED_ROWS.items())):
-            box = QCheckBox(f"Row {n}", rows_box)
-            box.setToolTip(row.note or "The published defaults")
-            box.toggled.connect(lambda on, n=n: self._on_row_toggled(n, on))
-            value = QLabel(row.val_text, rows_box)
-            value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            value.setToolTip(f"Published validation loss after 2000 steps ({row.hardware})")
-            flags = QLabel(override_flags(n) or "published defaults", rows_box)
-            flags.setWordWrap(True)
-            flags.setStyleSheet("color: #555;")
-            grid.addWidget(box, i, 0)
-            grid.addWidget(value, i, 1)
-            grid.addWidget(flags, i, 2)
-            self.row_boxes[n] = box
-        grid.setColumnStretch(2, 1)
-        shared = QLabel("Rows 1-3 are one setting run three times: it is trained once and "
-                        "compared with all three values.", rows_box)
-        shared.setWordWrap(True)
-        shared.setStyleSheet("color: #555;")
-        grid.addWidget(shared, len(PUBLISHED_ROWS), 0, 1, 3)
-
-        schedule = QGroupBox("Schedule", self)
-        form = QFormLayout(schedule)
-        self.seeds = QSpinBox(schedule)
-        self.seeds.setRange(1, 100)
-        self.seeds.setToolTip("Seeds per row (0, 1, 2, …); the table shows their mean and sd")
-        self.steps = QSpinBox(schedule)
-        self.steps.setRange(1, 10_000_000)
-        self.steps.setSingleStep(100)
-        self.steps.setToolTip("Training steps per seed; the published table used 2000")
-        self.device_combo = DeviceCombo(schedule, with_auto=True)
-        self.protocol = QComboBox(schedule)
-        for text, name in PROTOCOLS:
-            self.protocol.addItem(text, name)
-        self.protocol.setToolTip("Fixed batches measure each model precisely; the published "
-                                 "protocol reproduces the published numbers' own noise")
-        self.eval_batches = QSpinBox(schedule)
-        self.eval_batches.setRange(1, 100_000)
-        self.eval_batches.setToolTip("Fixed validation batches averaged at each evaluation")
-        self.protocol.currentIndexChanged.connect(self._update_controls)
-        form.addRow("Seeds per row", self.seeds)
-        form.addRow("Steps per seed", self.steps)
-        form.addRow("Device", self.device_combo)
-        form.addRow("Validation", self.protocol)
-        form.addRow("Validation batches", self.eval_batches)
-
+        self.row_chooser = RowChooser(self)
+        self.schedule = ScheduleForm(self)
         self.corpus_picker = CorpusPicker(self)
-        self.corpus_picker.changed.connect(self._on_corpus_changed)
         self.corpus_warning = QLabel(self)
         self.corpus_warning.setWordWrap(True)
         self.corpus_warning.setStyleSheet(f"color: {WARN_COLOR};")
         self.corpus_warning.hide()
         self.corpus_picker.layout().addWidget(self.corpus_warning)
-
-        out_box = QGroupBox("Output", self)
-        out_lay = QVBoxLayout(out_box)
-        self.output = QLineEdit(out_box)
-        self.output.setPlaceholderText("Markdown file for the table")
-        self.output.textChanged.connect(self._on_output_changed)
-        browse = QToolButton(out_box)
-        browse.setText("…")
-        browse.setToolTip("Choose where to write the Markdown table")
-        browse.clicked.connect(self.browse_output)
-        self.output_hint = QLabel(out_box)
-        self.output_hint.setWordWrap(True)
-        self.output_hint.setStyleSheet("color: #555;")
-        out_lay.addLayout(stretched_row(self.output, browse))
-        out_lay.addWidget(self.output_hint)
+        self.output_picker = OutputPicker(self)
 
         left = QWidget(self)
         left_lay = QVBoxLayout(left)
         left_lay.setContentsMargins(0, 0, 4, 0)
-        for w in (rows_box, schedule, self.corpus_picker, out_box):
+        self._settings_widgets = (self.row_chooser, self.schedule, self.corpus_picker, self.output_picker)
+        for w in self._settings_widgets:
             left_lay.addWidget(w)
         left_lay.addStretch(1)
         left.setMinimumWidth(380)
-        self._settings_widgets = (rows_box, schedule, self.corpus_picker, out_box)
 
         self.start_button = QPushButton("Start", self)
         self.start_button.setDefault(True)
-        self.start_button.clicked.connect(self.start)
         self.stop_button = QPushButton("Stop", self)
         self.stop_button.setToolTip("Stop after the current step; finished seeds are kept and "
                                     "the stopped one continues from its checkpoint next time")
-        self.stop_button.clicked.connect(self.stop)
         self.copy_button = QPushButton("Copy Markdown", self)
         self.copy_button.setToolTip("Copy the table as Markdown, ready for the benchmark notes")
-        self.copy_button.clicked.connect(self.copy_markdown)
         buttons = QHBoxLayout()
         for b in (self.start_button, self.stop_button):
             buttons.addWidget(b)
@@ -239,23 +122,7 @@ class ReproduceDialog(QDialog):
         self.start_reason = QLabel(self)
         self.start_reason.setWordWrap(True)
         self.start_reason.setStyleSheet(f"color: {ERROR_COLOR};")
-
-        self.overall = QProgressBar(self)
-        self.overall.setRange(0, SEED_UNITS)
-        self.overall.setValue(0)
-        self.overall.setFormat("Not started")
-        self.seed_progress = QProgressBar(self)
-        self.seed_progress.setRange(0, 1)
-        self.seed_progress.setValue(0)
-        self.seed_progress.setFormat("step %v / %m")
-        self.status = QLabel("Not running", self)
-        self.status.setWordWrap(True)
-        self.log = QPlainTextEdit(self)
-        self.log.setReadOnly(True)
-        self.log.setMaximumBlockCount(LOG_LINES)
-        self.log.setPlaceholderText("One line per seed: started, finished (validation loss), "
-                                    "skipped or failed.")
-        self.log.setMaximumHeight(110)
+        self.runner = ReproduceRunner(self)
 
         self.table = ResultsTable(self)
         self.plot = ResultsPlot(self)
@@ -271,10 +138,7 @@ class ReproduceDialog(QDialog):
         right_lay.setContentsMargins(4, 0, 0, 0)
         right_lay.addLayout(buttons)
         right_lay.addWidget(self.start_reason)
-        right_lay.addLayout(self._labelled("All seeds", self.overall))
-        right_lay.addLayout(self._labelled("This seed", self.seed_progress))
-        right_lay.addWidget(self.status)
-        right_lay.addWidget(self.log)
+        right_lay.addWidget(self.runner)
         right_lay.addWidget(results, 1)
 
         splitter = QSplitter(Qt.Orientation.Horizontal, self)
@@ -288,78 +152,39 @@ class ReproduceDialog(QDialog):
         outer.addWidget(splitter, 1)
         self.resize(1240, 820)
 
-    def _labelled(self, text: str, bar: QProgressBar) -> QHBoxLayout:
-        label = QLabel(text, self)
-        label.setMinimumWidth(70)
-        row = QHBoxLayout()
-        row.addWidget(label)
-        row.addWidget(bar, 1)
-        return row
+    def _connect(self) -> None:
+        for w in (self.row_chooser, self.schedule, self.output_picker):
+            w.changed.connect(self._update_controls)
+        self.corpus_picker.changed.connect(self._on_corpus_changed)
+        self.start_button.clicked.connect(self.start)
+        self.stop_button.clicked.connect(self.stop)
+        self.copy_button.clicked.connect(self.copy_markdown)
+        self.runner.summaries_changed.connect(self._show_summaries)
+        self.runner.corpus_warning.connect(self._show_corpus_warning)
+        self.runner.error.connect(self.show_error)
+        self.runner.seed_finished.connect(self.seed_finished)
+        self.runner.checkpoint_saved.connect(self.checkpoint_saved)
+        self.runner.ended.connect(self._on_runner_ended)
 
     def _restore_choices(self, train_view: TrainView) -> None:
         """The last rows and schedule; the Train view's corpus and device."""
-        rows = settings.get("reproduce/rows", "1,4", str)
-        self.set_rows([int(r) for r in rows.split(",") if r.strip().isdigit()])
-        self.seeds.setValue(settings.get("reproduce/seeds", 3, int))
-        self.steps.setValue(settings.get("reproduce/steps", 2000, int))
-        self.protocol.setCurrentIndex(max(0, self.protocol.findData(
-            settings.get("reproduce/protocol", "fixed", str))))
-        self.eval_batches.setValue(settings.get("reproduce/eval_batches", 20, int))
-        self.output.setText(settings.get("reproduce/output", str(default_output()), str))
-        self.device_combo.set_wanted(train_view.device_combo.name())
+        self.row_chooser.restore()
+        self.schedule.restore(train_view.device_combo.name())
+        self.output_picker.restore()
         corpus = train_view.corpus_picker.wanted_path()
         if corpus:
             self.corpus_picker.set_corpus(corpus)
         else:
             self.corpus_picker.use_bundled()
 
-    def _save_choices(self) -> None:
-        settings.put("reproduce/rows", ",".join(map(str, self.rows())))
-        settings.put("reproduce/seeds", self.seeds.value())
-        settings.put("reproduce/steps", self.steps.value())
-        settings.put("reproduce/protocol", self.protocol.currentData())
-        settings.put("reproduce/eval_batches", self.eval_batches.value())
-        settings.put("reproduce/output", self.output.text().strip())
-
     # -- choices ----------------------------------------------------------------------------
 
     def rows(self) -> list[int]:
-        return [n for n, box in self.row_boxes.items() if box.isChecked()]
+        return self.row_chooser.rows()
 
     def set_rows(self, rows: list[int]) -> None:
         """Check ``rows`` (and the rows sharing their settings), uncheck the others."""
-        wanted = {n for r in rows if r in PUBLISHED_ROWS for n in rows_of_setting(setting_key(r))}
-        for n, box in self.row_boxes.items():
-            box.setChecked(n in wanted)
-
-    def _on_row_toggled(self, row: int, on: bool) -> None:
-        """Rows sharing a setting are one choice: the same seeds answer all of them."""
-        for n in rows_of_setting(setting_key(row)):
-            box = self.row_boxes.get(n)
-            if box is not None and box.isChecked() != on:
-                box.setChecked(on)
-        self._update_controls()
-
-    def output_path(self) -> Path | None:
-        text = self.output.text().strip()
-        return Path(text).expanduser() if text else None
-
-    def browse_output(self) -> None:
-        start = str(self.output_path() or default_output())
-        path, _ = QFileDialog.getSaveFileName(self, "Write the results table to", start,
-                                              "Markdown (*.md);;All files (*)")
-        if path:
-            self.output.setText(path if Path(path).suffix else path + ".md")
-
-    def _on_output_changed(self) -> None:
-        out = self.output_path()
-        if out is None:
-            self.output_hint.setText("")
-        else:
-            done = " (it exists: its finished seeds will be skipped)" if state_path(out).is_file() else ""
-            self.output_hint.setText(f"Finished seeds are recorded in {state_path(out).name} "
-                                     f"beside it{done}; running again skips them.")
-        self._update_controls()
+        self.row_chooser.set_rows(rows)
 
     def _on_corpus_changed(self) -> None:
         corpus = self.corpus_picker.corpus()
@@ -377,20 +202,20 @@ class ReproduceDialog(QDialog):
     # -- state ------------------------------------------------------------------------------
 
     def is_running(self) -> bool:
-        return self.slot.is_busy()
+        return self.runner.is_running()
 
     def summaries(self) -> list[RowSummary]:
-        return list(self._summaries)
+        return self.runner.summaries()
 
     def markdown(self) -> str:
         """The table as Markdown: the output file as last written, else the last run's text."""
-        out = self.output_path()
+        out = self.output_picker.path()
         if out is not None and out.is_file():
             try:
                 return out.read_text(encoding="utf-8")
             except OSError:
                 pass
-        return self._markdown
+        return self.runner.markdown()
 
     def start_blockers(self) -> list[str]:
         """Why Start is disabled right now (empty when it is enabled)."""
@@ -406,7 +231,7 @@ class ReproduceDialog(QDialog):
             reasons.append("choose at least one row")
         if self.corpus_picker.problem():
             reasons.append(self.corpus_picker.problem())
-        out = self.output_path()
+        out = self.output_picker.path()
         if out is None:
             reasons.append("choose an output file for the table")
         elif out.is_dir():
@@ -418,10 +243,11 @@ class ReproduceDialog(QDialog):
     def _config_from_form(self) -> ReproduceConfig:
         from core.reproduce import ReproduceConfig
 
+        s = self.schedule
         return ReproduceConfig(
-            rows=tuple(self.rows()), seeds=self.seeds.value(), steps=self.steps.value(),
-            device=self.device_combo.name(), eval_protocol=self.protocol.currentData(),
-            eval_batches=self.eval_batches.value(),
+            rows=tuple(self.rows()), seeds=s.seeds.value(), steps=s.steps.value(),
+            device=s.device_combo.name(), eval_protocol=s.protocol.currentData(),
+            eval_batches=s.eval_batches.value(),
             data_path=self.corpus_picker.corpus().path or self.corpus_picker.wanted_path())
 
     def _update_controls(self, *_: Any) -> None:
@@ -431,11 +257,11 @@ class ReproduceDialog(QDialog):
         reason = "" if running or not blockers else "Cannot start: " + blockers[0]
         self.start_reason.setText(reason)
         self.start_reason.setVisible(bool(reason))
-        self.stop_button.setEnabled(running and not self._stopping)
+        self.stop_button.setEnabled(running and not self.runner.is_stopping())
         self.copy_button.setEnabled(bool(self.markdown()))
         for w in self._settings_widgets:
             w.setEnabled(not running)
-        self.eval_batches.setEnabled(self.protocol.currentData() == "fixed")
+        self.schedule.update_enabled()
 
     # -- running ----------------------------------------------------------------------------
 
@@ -445,9 +271,9 @@ class ReproduceDialog(QDialog):
         if blockers:
             self._update_controls()
             return False
-        from core.reproduce import Reproduction, SeedProgress
+        from core.reproduce import Reproduction
 
-        out = self.output_path()
+        out = self.output_picker.path()
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -456,28 +282,10 @@ class ReproduceDialog(QDialog):
         config = self._config_from_form()
         reproduction = Reproduction(config, state_path=state_path(out), markdown_path=out,
                                     command=command_line(config, out))
-        self._save_choices()
-        self._reproduction, self._config = reproduction, config
-        self._results.clear()
-        self._markdown = ""
-        self._stopping = False
-        self._done = 0
-        self._plan_total = 0
-        self._seed = None
-        self._show_results()
+        for w in (self.row_chooser, self.schedule, self.output_picker):
+            w.save()
         self.banner.hide()
-        self.log.clear()
-        self.overall.setValue(0)
-        self.overall.setFormat("Planning…")
-        self.seed_progress.setRange(0, config.steps)
-        self.seed_progress.setValue(0)
-        self.status.setText("Reading the corpus and the earlier results…")
-
-        def frequent(ev: Any) -> bool:
-            return isinstance(ev, SeedProgress) and is_step(ev.event)
-
-        started = self.slot.start(lambda: batched(reproduction.run(), frequent=frequent),
-                                  self._on_batch, self._on_crash)
+        started = self.runner.run(reproduction, config, out)
         self._update_controls()
         if started:
             self.running_changed.emit(True)
@@ -485,18 +293,13 @@ class ReproduceDialog(QDialog):
 
     def stop(self) -> None:
         """Stop after the current step; the stopped seed saves a checkpoint to continue from."""
-        if self._reproduction is None or not self.is_running():
-            return
-        self._stopping = True
-        self._reproduction.stop()
-        self.status.setText("Stopping after this step: the seed saves a checkpoint; finished "
-                            "seeds are kept…")
-        self._update_controls()
+        if self.runner.stop():
+            self._update_controls()
 
     def shutdown(self, msecs: int) -> bool:
         """Stop and wait for the worker (the window is closing); True if it ended."""
         self.stop()
-        ended = self.slot.close(msecs)
+        ended = self.runner.close_slot(msecs)
         if ended:
             self.corpus_picker.close(msecs)
         return ended
@@ -505,10 +308,14 @@ class ReproduceDialog(QDialog):
         text = self.markdown()
         if text:
             QGuiApplication.clipboard().setText(text)
-            self.status.setText("Copied the Markdown table to the clipboard.")
+            self.runner.status.setText("Copied the Markdown table to the clipboard.")
 
     def show_error(self, message: str) -> None:
         self.banner.show_message(message)
+
+    def _show_summaries(self, summaries: list[RowSummary]) -> None:
+        self.table.show_summaries(summaries)
+        self.plot.show_summaries(summaries)
 
     # -- closing ----------------------------------------------------------------------------
 
@@ -530,131 +337,9 @@ class ReproduceDialog(QDialog):
             return  # closes once the seed has stopped and saved
         super().reject()
 
-    # -- events -----------------------------------------------------------------------------
-
-    def _on_batch(self, batch: list[Any]) -> None:
-        for ev in batch:
-            self._on_event(ev)
-
-    def _on_event(self, ev: Any) -> None:
-        from core import reproduce as rp
-
-        if isinstance(ev, rp.SeedProgress):
-            self._on_progress(ev)
-        elif isinstance(ev, rp.Planned):
-            self._plan_total = ev.total
-            self._done = 0
-            settings_text = ", ".join(rows_label(rows) for _, rows in ev.settings)
-            earlier = f", {ev.done} finished earlier (skipped)" if ev.done else ""
-            self._log(f"Reproducing {settings_text}: {ev.total} seed runs{earlier} on "
-                      f"{ev.device_description}, PyTorch {ev.torch_version}")
-            self.status.setText(f"{ev.total} seed runs{earlier}.")
-            self._show_corpus_warning(ev.warning)
-            self._show_overall(0.0)
-        elif isinstance(ev, rp.SeedStarted):
-            self._seed = (ev.setting, ev.seed, ev.index)
-            again = f", continuing from {Path(ev.resumed_from).name}" if ev.resumed_from else ""
-            self._log(f"[{ev.index}/{ev.total}] {rows_label(ev.rows)}, seed {ev.seed}: "
-                      f"{Path(ev.run_dir).name}{again}")
-            self.seed_progress.setValue(0)
-            self.status.setText(f"{rows_label(ev.rows)}, seed {ev.seed}: starting…")
-        elif isinstance(ev, rp.SeedFinished):
-            r = ev.result
-            self._results[(r.setting, r.seed)] = r
-            self._done += 1
-            when = "finished earlier, skipped" if ev.skipped else format_duration(r.wall_s)
-            self._log(f"  {rows_label(rows_of_setting(r.setting))}, seed {r.seed}: validation "
-                      f"loss {r.val_loss:.4f} ({when})")
-            self._show_results()
-            self._show_overall(0.0)
-            if not ev.skipped:
-                self.seed_finished.emit(r)
-        elif isinstance(ev, rp.SeedFailed):
-            self._done += 1
-            self._log(f"  {rows_label(rows_of_setting(ev.setting))}, seed {ev.seed} failed: "
-                      f"{ev.message}")
-            self.show_error(f"{rows_label(rows_of_setting(ev.setting))}, seed {ev.seed} failed: "
-                            f"{ev.message}")
-            self._show_overall(0.0)
-        elif isinstance(ev, rp.ReproductionFinished):
-            self._on_finished(ev)
-
-    def _on_progress(self, ev: Any) -> None:
-        from core.events import CheckpointSaved, EvalMetrics, Started, StepMetrics
-
-        inner = ev.event
-        if isinstance(inner, StepMetrics):
-            self.seed_progress.setRange(0, inner.total_steps)
-            self.seed_progress.setValue(inner.step)
-            self._show_overall(inner.step / max(1, inner.total_steps))
-            tokens = _tokens_per_step(ev.setting)
-            eta = (inner.total_steps - inner.step) * tokens / inner.tokens_per_s \
-                if inner.tokens_per_s > 0 else 0.0
-            self.status.setText(
-                f"{rows_label(rows_of_setting(ev.setting))}, seed {ev.seed}: step {inner.step} of "
-                f"{inner.total_steps} · loss {inner.loss:.4f} · {inner.tokens_per_s:,.0f} tokens/s · "
-                f"ETA {fmt_duration(eta)}")
-        elif isinstance(inner, Started):
-            self.seed_progress.setRange(0, inner.total_steps)
-            self.seed_progress.setValue(inner.start_step)
-        elif isinstance(inner, EvalMetrics):
-            self._log(f"    step {inner.step}: validation loss {inner.loss:.4f}")
-        elif isinstance(inner, CheckpointSaved):
-            self.checkpoint_saved.emit(inner.path)
-
-    def _on_finished(self, ev: Any) -> None:
-        self._markdown = ev.markdown
-        if ev.summaries:
-            self._summaries = list(ev.summaries)
-            self.table.show_summaries(self._summaries)
-            self.plot.show_summaries(self._summaries)
-        out = self.output_path()
-        if ev.error:
-            self.show_error(f"The reproduction could not go on: {ev.error}")
-            self.status.setText("Ended with an error; finished seeds are kept.")
-            self.overall.setFormat("Ended with an error")
-        elif ev.stopped:
-            self.status.setText(f"Stopped: {self._done} of {self._plan_total} seed runs are kept "
-                                f"in {state_path(out).name}; Start continues where this stopped.")
-            self.overall.setFormat(f"Stopped · {self._done} of {self._plan_total} seed runs")
-        else:
-            self.status.setText(f"Finished: the table is in {out}.")
-            self.overall.setValue(self.overall.maximum())
-            self.overall.setFormat(f"Finished · {self._plan_total} seed runs")
-        self._log(self.status.text())
-
-    def _on_crash(self, detail: str) -> None:
-        self.show_error(f"The reproduction stopped by an unexpected error: {detail}")
-        self.status.setText("Crashed; finished seeds are kept.")
-
-    def _on_worker_finished(self) -> None:
-        self._reproduction = None
-        self._stopping = False
-        self._on_output_changed()  # the state file may exist now; updates the controls
+    def _on_runner_ended(self) -> None:
+        self.output_picker.refresh()  # the state file may exist now; updates the controls
         self.running_changed.emit(False)
         if self._close_when_stopped:
             self._close_when_stopped = False
             super().reject()
-
-    # -- display ----------------------------------------------------------------------------
-
-    def _show_results(self) -> None:
-        rows = self._config.table_rows() if self._config is not None else []
-        self._summaries = summarize(rows, list(self._results.values()))
-        self.table.show_summaries(self._summaries)
-        self.plot.show_summaries(self._summaries)
-
-    def _show_overall(self, seed_fraction: float) -> None:
-        total = max(1, self._plan_total)
-        self.overall.setRange(0, total * SEED_UNITS)
-        self.overall.setValue(int((self._done + seed_fraction) * SEED_UNITS))
-        self.overall.setFormat(f"{self._done} of {self._plan_total} seed runs done")
-
-    def _log(self, line: str) -> None:
-        self.log.appendPlainText(line)
-
-
-def _tokens_per_step(setting: str) -> int:
-    """Characters one step of a setting reads (its batch size × sequence length)."""
-    cfg = TrainConfig().replace(**PUBLISHED_ROWS[int(setting.removeprefix("row"))].overrides)
-    return cfg.batch_size * cfg.seq_len

@@ -49,10 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     ev = w.explore_view
     _wait(app, engine().is_ready, 120)
     ev.checkpoints.add(args.checkpoint, select=True)
-    ev.set_corpus_slice(args.corpus, args.start, args.length)
+    ev.source.set_corpus_slice(args.corpus, args.start, args.length)
     done: list[str] = []
     ev.analysis_finished.connect(lambda: done.append("analysis"))
-    ev.take_corpus_slice()
+    ev.source.take_corpus_slice()
     _wait(app, lambda: done, 600)
     if ev.error_text():
         print(ev.error_text())

@@ -16,6 +16,7 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from landauer_gui.explore.colours import ColourScale
+from landauer_gui.explore.dist_chart import shown_char
 
 GOLDEN_DEG = 180.0 * (3.0 - 5.0 ** 0.5)  # 137.5 degrees
 LEVELS = 21  # activation colours are quantised, so pyqtgraph renders each symbol once, not per unit
@@ -85,6 +86,23 @@ class PhaseCircles(QWidget):
 
     def layer_count(self) -> int:
         return len(self._titles)
+
+    def set_model_layers(self, config) -> None:
+        """One circle per layer of a model with ``config``, titled by its rotation per unit."""
+        self.set_layers([f"layer {layer} · {GOLDEN_DEG / config.phase_scaling ** layer:.1f}°/unit"
+                         for layer in range(config.num_layers)])
+
+    def show_character(self, model, hidden: np.ndarray, text: str, i: int, scale: ColourScale) -> None:
+        """Every unit's phase while ``model`` reads ``text[i]`` (``hidden``: layers × chars × units)."""
+        if i >= hidden.shape[1] or self.layer_count() != hidden.shape[0]:
+            return
+        from core.analysis import phase_angles  # torch is loaded by now (the analysis used it)
+
+        angles = phase_angles(model, hidden, i)
+        reference = phase_angles(model, hidden, 0)  # position 0 reads from a zero state
+        caption = (f"Phase of every unit while reading “{shown_char(text[i])}” (character {i:,}); colour: "
+                   "the unit's state after it; grey: where a zero state would put it")
+        self.show_angles(angles, hidden[:, i, :], scale, caption, reference=reference)
 
     def show_angles(self, angles: np.ndarray, activations: np.ndarray, scale: ColourScale,
                     caption: str, reference: np.ndarray | None = None) -> None:

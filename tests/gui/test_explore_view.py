@@ -53,9 +53,9 @@ def view(qtbot):
 
 def _analyse(qtbot, view: ExploreView, ckpt: Path, text: str = TEXT) -> None:
     view.checkpoints.add(ckpt, select=True)
-    view.set_typed_text(text)
+    view.source.set_typed_text(text)
     with qtbot.waitSignal(view.analysis_finished, timeout=TIMEOUT_MS):
-        qtbot.mouseClick(view.analyse_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(view.source.analyse_button, Qt.MouseButton.LeftButton)
     assert view.error_text() == ""
 
 
@@ -66,9 +66,9 @@ def test_analyse_colours_the_text_and_fills_the_summary(qtbot, view, tmp_path):
     assert prep.per_char["surprise"].shape == (len(TEXT),) and np.isnan(prep.per_char["surprise"][0])
     assert prep.hidden.shape == (2, len(TEXT), 16)
     assert "bits/char" in view.summary_label.text()
-    assert view.legend.entries() and view.pane.scale() is prep.scales["surprise"]
+    assert view.colours.legend.entries() and view.pane.scale() is prep.scales["surprise"]
     view.set_colour_mode("rank")
-    assert view.legend.entries() == ["top 1", "top 5", "top 20", "beyond"]
+    assert view.colours.legend.entries() == ["top 1", "top 5", "top 20", "beyond"]
     view.set_colour_mode("motion")
     assert view.pane.scale() is prep.scales["motion"]
 
@@ -79,13 +79,13 @@ def test_hovering_a_character_shows_its_whole_distribution_with_the_actual_char_
     qtbot.mouseMove(view.pane.viewport(), view.pane.cell_rect(i).center())
     qtbot.waitUntil(lambda: view.position() == i, timeout=5000)
     analysis = view.prepared().analysis
-    assert view.chart.bar_count() == len(analysis.itos)
-    np.testing.assert_allclose(view.chart.heights(), analysis.probs[i - 1])
+    assert view.branching.chart.bar_count() == len(analysis.itos)
+    np.testing.assert_allclose(view.branching.chart.heights(), analysis.probs[i - 1])
     o = analysis.ids[i]
-    assert view.chart.actual() == o and view.chart.marked_slots() == [view.chart.slot_of(o)]
+    assert view.branching.chart.actual() == o and view.branching.chart.marked_slots() == [view.branching.chart.slot_of(o)]
     assert view.tracks.hover_lines[0].value() == i
     view.form.set_values(view.form.values().replace(top_k=3))
-    assert np.count_nonzero(view.chart.shaped_heights()) == 3
+    assert np.count_nonzero(view.branching.chart.shaped_heights()) == 3
     view.select_position(7)  # as a click on the plots does
     assert view.pane.cursor() == 7 and view.tracks.cursor_position() == 7
 
@@ -97,16 +97,16 @@ def test_clicking_a_bar_branches_the_text_with_that_character(qtbot, view, tmp_p
     view.form.set_values(view.form.values().replace(max_new_tokens=30, seed=1))
     itos = view.prepared().analysis.itos
     chosen = next(k for k, ch in itos.items() if ch == "d")
-    vb = view.chart.plot.getPlotItem().vb
-    at = view.chart.plot.mapFromScene(vb.mapViewToScene(QPointF(view.chart.slot_of(chosen), 0.0)))
+    vb = view.branching.chart.plot.getPlotItem().vb
+    at = view.branching.chart.plot.mapFromScene(vb.mapViewToScene(QPointF(view.branching.chart.slot_of(chosen), 0.0)))
     with qtbot.waitSignal(view.branch_finished, timeout=TIMEOUT_MS) as blocker:
-        qtbot.mouseClick(view.chart.plot.viewport(), Qt.MouseButton.LeftButton, pos=at)
+        qtbot.mouseClick(view.branching.chart.plot.viewport(), Qt.MouseButton.LeftButton, pos=at)
     branch = blocker.args[0]
     assert branch.startswith(TEXT[:i] + "d") and len(branch) == i + 1 + 30
-    assert view.branch_output.toPlainText().endswith(branch[-30:])
+    assert view.branching.branch_output.toPlainText().endswith(branch[-30:])
     assert view.pane.text() == TEXT
     with qtbot.waitSignal(view.analysis_finished, timeout=TIMEOUT_MS):
-        qtbot.mouseClick(view.branch_explore, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(view.branching.branch_explore, Qt.MouseButton.LeftButton)
     assert view.pane.text() == branch
 
 
@@ -118,7 +118,7 @@ def test_selecting_a_span_ranks_the_planted_unit_first_and_colours_by_it(qtbot, 
     assert view.heatmap.ranked_units()[0] == PLANTED
     view.heatmap.select_unit(PLANTED)
     assert view.colour_mode() == "unit"
-    assert "unit 5" in view.legend.toolTip()
+    assert "unit 5" in view.colours.legend.toolTip()
     acts = view.prepared().hidden[0, :, PLANTED]
     assert acts[start:start + 4].min() > 0.9 > acts[:start].max()
 
@@ -130,7 +130,7 @@ def test_phase_circles_put_each_unit_at_its_rotation_angle(qtbot, view, tmp_path
     view.select_position(10)
     from core.analysis import phase_angles
 
-    model = view._model[1][0]
+    model = view.analyser.model()
     angles = phase_angles(model, view.prepared().hidden, 10)
     pts = view.phase.points(1)
     np.testing.assert_allclose(np.arctan2(pts[:, 1], pts[:, 0]) % (2 * np.pi), angles[1], atol=1e-4)
@@ -142,42 +142,42 @@ def test_compare_colours_by_the_difference_in_surprise(qtbot, view, tmp_path):
     _analyse(qtbot, view, a)
     view.set_compare_checkpoint(b)
     with qtbot.waitSignal(view.compare_finished, timeout=TIMEOUT_MS):
-        qtbot.mouseClick(view.compare_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(view.comparison.compare_button, Qt.MouseButton.LeftButton)
     from core.analysis import analyse_checkpoint
 
     other = analyse_checkpoint(b, TEXT)
     want = (other.surprise - view.prepared().analysis.surprise) / np.log(2)
     np.testing.assert_allclose(view.compared().delta_bits[1:], want, atol=1e-5)
-    assert view.colour_mode() == "compare" and "surprise of b.pth" in view.legend.toolTip()
+    assert view.colour_mode() == "compare" and "surprise of b.pth" in view.colours.legend.toolTip()
 
 
 def test_export_writes_html_csv_and_the_heatmap(qtbot, view, tmp_path):
     _analyse(qtbot, view, _checkpoint(tmp_path / "a.pth"))
     for name in ("out.html", "out.csv"):
         with qtbot.waitSignal(view.export_finished, timeout=TIMEOUT_MS):
-            assert view.export(tmp_path / name)
+            assert view.exports.export(tmp_path / name)
     page = (tmp_path / "out.html").read_text(encoding="utf-8")
     assert TEXT.replace("\n", "↵") in html.unescape(re.sub(r"<[^>]*>", "", page))  # the writer marks newlines
     with open(tmp_path / "out.csv", encoding="utf-8", newline="") as f:
         rows = list(csv.reader(f))
     assert "".join(r[1] for r in rows[1:]) == TEXT[1:]  # one row per predicted character
     with qtbot.waitSignal(view.export_finished, timeout=TIMEOUT_MS):
-        assert view.export(tmp_path / "heat.png")
+        assert view.exports.export(tmp_path / "heat.png")
     assert (tmp_path / "heat.png").stat().st_size > 1000
-    assert not view.export(tmp_path / "out.txt")
+    assert not view.exports.export(tmp_path / "out.txt")
     assert "unknown report type" in view.error_text()
 
 
 def test_unknown_characters_and_files_are_refused_with_a_message(qtbot, view, tmp_path):
     ckpt = _checkpoint(tmp_path / "a.pth")
     _analyse(qtbot, view, ckpt)
-    view.set_typed_text("the cat Q")
+    view.source.set_typed_text("the cat Q")
     with qtbot.waitSignal(view.analysis_finished, timeout=TIMEOUT_MS):
         view.analyse()
     assert "'Q'" in view.error_text()
     assert view.pane.text() == TEXT  # the last good analysis stays
-    with qtbot.waitSignal(view.read_slot.finished, timeout=TIMEOUT_MS):
-        view.open_file(tmp_path / "missing.txt")
+    with qtbot.waitSignal(view.source.read_slot.finished, timeout=TIMEOUT_MS):
+        view.source.open_file(tmp_path / "missing.txt")
     assert "Cannot read" in view.error_text()
 
 
@@ -186,13 +186,13 @@ def test_a_file_and_a_corpus_slice_are_read_and_analysed(qtbot, view, tmp_path):
     view.checkpoints.add(ckpt, select=True)
     (tmp_path / "t.txt").write_text("the log sat on the cat.", encoding="utf-8")
     with qtbot.waitSignal(view.analysis_finished, timeout=TIMEOUT_MS):
-        view.open_file(tmp_path / "t.txt")
+        view.source.open_file(tmp_path / "t.txt")
     assert view.pane.text() == "the log sat on the cat."
     corpus = tmp_path / "c.txt"
     corpus.write_text(TEXT * 20, encoding="utf-8")
-    view.set_corpus_slice(corpus, 10, 25)
+    view.source.set_corpus_slice(corpus, 10, 25)
     with qtbot.waitSignal(view.analysis_finished, timeout=TIMEOUT_MS):
-        view.take_corpus_slice()
+        view.source.take_corpus_slice()
     n = int(0.9 * len(TEXT * 20))
     assert view.pane.text() == (TEXT * 20)[n + 10:n + 35]
 

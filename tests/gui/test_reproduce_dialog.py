@@ -37,11 +37,11 @@ def open_dialog(qtbot, window, out: Path, steps: int):
     assert dlg is not None and dlg.isVisible()
     qtbot.waitUntil(lambda: dlg.corpus_picker.corpus() is not None, timeout=30_000)
     dlg.set_rows([1])
-    dlg.seeds.setValue(2)
-    dlg.steps.setValue(steps)
-    dlg.eval_batches.setValue(2)
-    dlg.device_combo.setCurrentIndex(dlg.device_combo.findData("cpu"))
-    dlg.output.setText(str(out))
+    dlg.schedule.seeds.setValue(2)
+    dlg.schedule.steps.setValue(steps)
+    dlg.schedule.eval_batches.setValue(2)
+    dlg.schedule.device_combo.setCurrentIndex(dlg.schedule.device_combo.findData("cpu"))
+    dlg.output_picker.path_edit.setText(str(out))
     return dlg
 
 
@@ -65,12 +65,12 @@ def test_reproduce_row_1_stop_keeps_seeds_and_running_again_skips_them(qtbot, wi
     assert not tv.controls.start_button.isEnabled() and not window.start_action.isEnabled()
     assert "reproduction is running" in tv.start_blockers()[0]
     assert not dlg.start_button.isEnabled() and dlg.stop_button.isEnabled()
-    qtbot.waitUntil(lambda: "[2/2]" in dlg.log.toPlainText() or not dlg.is_running(),
+    qtbot.waitUntil(lambda: "[2/2]" in dlg.runner.log.toPlainText() or not dlg.is_running(),
                     timeout=120_000)
-    assert dlg.is_running(), dlg.log.toPlainText()
+    assert dlg.is_running(), dlg.runner.log.toPlainText()
     dlg.stop_button.click()
     qtbot.waitUntil(lambda: not dlg.is_running(), timeout=120_000)
-    assert dlg.status.text().startswith("Stopped"), dlg.status.text()
+    assert dlg.runner.status.text().startswith("Stopped"), dlg.runner.status.text()
     assert cells(dlg)[1][3].endswith("(n=1)")
     saved = json.loads(Path(str(out) + ".json").read_text())
     assert [r["seed"] for r in saved["results"]] == [0]
@@ -79,10 +79,10 @@ def test_reproduce_row_1_stop_keeps_seeds_and_running_again_skips_them(qtbot, wi
     # Second run: seed 0 is skipped, seed 1 finishes.
     assert dlg.start()
     qtbot.waitUntil(lambda: not dlg.is_running(), timeout=120_000)
-    log = dlg.log.toPlainText()
+    log = dlg.runner.log.toPlainText()
     assert "1 finished earlier (skipped)" in log and "seed 0: validation loss" in log
     assert "finished earlier, skipped" in log, log
-    assert dlg.status.text().startswith("Finished"), (dlg.status.text(), dlg.banner.text())
+    assert dlg.runner.status.text().startswith("Finished"), (dlg.runner.status.text(), dlg.banner.text())
 
     results = json.loads(Path(str(out) + ".json").read_text())["results"]
     assert sorted(r["seed"] for r in results) == [0, 1]
@@ -125,7 +125,7 @@ def test_no_start_while_training_and_closing_asks_then_stops(qtbot, window, tmp_
     assert dlg.start_button.isEnabled(), dlg.start_blockers()
 
     assert dlg.start()
-    qtbot.waitUntil(lambda: "[1/2]" in dlg.log.toPlainText(), timeout=120_000)
+    qtbot.waitUntil(lambda: "[1/2]" in dlg.runner.log.toPlainText(), timeout=120_000)
     answers = iter([False, True])
     asked = []
     monkeypatch.setattr(dlg, "confirm_stop", lambda: asked.append(1) or next(answers))
@@ -134,7 +134,7 @@ def test_no_start_while_training_and_closing_asks_then_stops(qtbot, window, tmp_
     dlg.close()  # "Yes": stops after the current step, then closes
     assert len(asked) == 2
     qtbot.waitUntil(lambda: not dlg.is_running() and not dlg.isVisible(), timeout=120_000)
-    assert dlg.status.text().startswith("Stopped"), dlg.status.text()
+    assert dlg.runner.status.text().startswith("Stopped"), dlg.runner.status.text()
     assert tv.controls.start_button.isEnabled(), tv.start_blockers()
     saved = json.loads((tmp_path / "results.md.json").read_text())
     assert saved["results"] == []
