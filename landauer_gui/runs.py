@@ -47,7 +47,7 @@ from core.runs import (
     set_display_name,
 )
 from landauer_gui import settings
-from landauer_gui.plots import RunCurves
+from landauer_gui.curve_data import RunCurves
 from landauer_gui.widgets import stretched_row
 
 __all__ = ["RunRecord", "RunsPanel", "list_runs", "load_curves", "new_run_dir", "read_run"]

@@ -9,7 +9,8 @@ import pytest
 from PySide6.QtCore import Qt
 
 from core.resources import runs_dir
-from landauer_gui.plots import MetricsPlot, SeriesBuffer, ema_into
+from landauer_gui.curve_data import SeriesBuffer, ema_into
+from landauer_gui.plots import MetricsPlot
 from landauer_gui.runs import RunsPanel, load_curves
 from tests.test_runs import fake_run
 

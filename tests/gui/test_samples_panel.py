@@ -9,7 +9,8 @@ from PySide6.QtCore import QPointF, Qt
 
 from core.events import SampleText
 from core.runs import SAMPLES_FILE, read_samples
-from landauer_gui.plots import MetricsPlot, RunCurves
+from landauer_gui.curve_data import RunCurves
+from landauer_gui.plots import MetricsPlot
 from landauer_gui.samples_panel import SamplesPanel, link_to_plot
 from tests.gui.test_curves import settle
 from tests.gui.test_studio import _wait_finished, corpus, window  # noqa: F401, F811 (fixtures)
