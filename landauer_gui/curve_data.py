@@ -8,8 +8,10 @@ in a bounded amount of memory and draw time.
 
 from __future__ import annotations
 
+import csv
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -254,3 +256,16 @@ def log_safe(y: np.ndarray, log: bool) -> np.ndarray:
     if log:
         y[~(y > 0)] = np.nan
     return y
+
+
+def write_curves_csv(runs: list[RunCurves], path: str | Path) -> Path:
+    """Raw (unsmoothed) stored points of ``runs``: ``run,split,step,content,energy`` rows."""
+    path = Path(path)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["run", "split", "step", "content", "energy"])
+        for run in runs:
+            for split, buf in (("train", run.train), ("val", run.val)):
+                for s, c, e in zip(buf.steps, buf.column(0), buf.column(1), strict=True):
+                    w.writerow([run.label, split, int(s), f"{c:.6g}", f"{e:.6g}"])
+    return path

@@ -24,7 +24,6 @@ What the curves show, so people can trust them:
 
 from __future__ import annotations
 
-import csv
 import math
 import time
 from pathlib import Path
@@ -34,25 +33,22 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
-    QHBoxLayout,
     QLabel,
-    QPushButton,
     QSizePolicy,
-    QSlider,
     QVBoxLayout,
     QWidget,
 )
 
+from landauer_gui.curve_controls import X_MODES, CurveControls
 from landauer_gui.curve_data import (
     RunCurves,
     SmoothedCache,
     bucket_edges,
     bucket_mean,
     log_safe,
+    write_curves_csv,
 )
+from landauer_gui.curve_items import MARKER_PEN, TRAIN_PENS, VAL_PENS, Band, ValueAxis
 
 if TYPE_CHECKING:
     from core.runs import Curves
@@ -62,54 +58,9 @@ REDRAW_MS = 100  # at most 10 redraws a second...
 REDRAW_MAX_MS = 1000
 REDRAW_DUTY = 0.25  # ...and never more than a quarter of the UI thread's time (slow software rendering)
 HOVER_RATE = 30  # read-out updates per second at most
-X_MODES = {"step": "Step", "chars": "Characters", "time": "Wall time"}
 RAW_ALPHA = 70  # the raw series behind a smoothed one
-BAND_ALPHA = 50  # the min-max band of decimated points
 
 pg.setConfigOptions(antialias=True, background="w", foreground="#333")
-
-
-_TRAIN_PENS = ["#1f77b4", "#9467bd", "#8c564b"]
-_VAL_PENS = ["#ff7f0e", "#d62728", "#e377c2"]
-_MARKER_PEN = pg.mkPen("#2ca02c", width=1.5, style=Qt.PenStyle.DashLine)
-
-
-class _ValueAxis(pg.AxisItem):
-    """A y axis whose log mode labels only 1, 2 and 5 of each decade (pyqtgraph labels all of
-    2..9 or none, and they overlap when a plot spans about one decade)."""
-
-    def logTickStrings(self, values, scale, spacing):  # noqa: N802 (pyqtgraph override)
-        strings = super().logTickStrings(values, scale, spacing)
-        return [s if round(10 ** (v - math.floor(v)), 6) in (1, 2, 5) else ""
-                for v, s in zip(values, strings, strict=True)]
-
-
-class _Band:
-    """A min-max band behind a train line: two invisible curves and the fill between them."""
-
-    def __init__(self, plot: pg.PlotItem, color: str):
-        self.lo = pg.PlotCurveItem(pen=None, connect="finite")
-        self.hi = pg.PlotCurveItem(pen=None, connect="finite")
-        for c in (self.lo, self.hi):
-            c.setZValue(-2)
-            plot.addItem(c)  # in the plot so that fitting the view includes the extremes
-        rgb = pg.mkColor(color)
-        rgb.setAlpha(BAND_ALPHA)
-        self.fill = pg.FillBetweenItem(self.lo, self.hi, brush=pg.mkBrush(rgb))
-        plot.addItem(self.fill)
-
-    def set(self, x: np.ndarray, lo: np.ndarray, hi: np.ndarray, log: bool) -> None:
-        if log:
-            lo, hi = (np.log10(log_safe(v, True)) for v in (lo, hi))
-        self.lo.setData(x, lo)
-        self.hi.setData(x, hi)
-
-    def setVisible(self, on: bool) -> None:  # noqa: N802 (mirrors Qt)
-        for item in (self.lo, self.hi, self.fill):
-            item.setVisible(on)
-
-    def isVisible(self) -> bool:  # noqa: N802 (mirrors Qt)
-        return self.fill.isVisible()
 
 
 class MetricsPlot(QWidget):
@@ -126,48 +77,19 @@ class MetricsPlot(QWidget):
         self._cache: dict[tuple[int, str, int], SmoothedCache] = {}
         self._items: dict[tuple[int, str, int], pg.PlotDataItem] = {}
         self._raw_items: dict[tuple[int, str, int], pg.PlotDataItem] = {}
-        self._bands: dict[tuple[int, str, int], _Band] = {}
+        self._bands: dict[tuple[int, str, int], Band] = {}
         self._drawn: dict[tuple[int, str, int], tuple] = {}  # what each item shows now
         self._shown: dict[tuple[int, str, int], tuple] = {}  # (x, y, raw) at full resolution, for the read-out
         self._span: tuple[int, int] | None = None  # the live run's step span
         self._marker: tuple[int, int] | None = None  # (step, run index)
 
-        self.smooth_slider = QSlider(Qt.Orientation.Horizontal, self)
-        self.smooth_slider.setRange(0, 99)
-        self.smooth_slider.setToolTip("Debiased exponential moving average of the training curves, "
-                                      "drawn over the raw values (0: raw only). Validation points "
-                                      "are never smoothed.")
-        self.smooth_spin = QDoubleSpinBox(self)
-        self.smooth_spin.setRange(0.0, 0.99)
-        self.smooth_spin.setSingleStep(0.05)
-        self.smooth_spin.setDecimals(2)
-        self.smooth_spin.setToolTip(self.smooth_slider.toolTip())
-        self.smooth_slider.valueChanged.connect(lambda v: self.smooth_spin.setValue(v / 100))
+        self.controls = CurveControls(self)
+        self.smooth_spin, self.x_axis = self.controls.smooth_spin, self.controls.x_axis
+        self.log_y, self.fit_button = self.controls.log_y, self.controls.fit_button
         self.smooth_spin.valueChanged.connect(self._on_smoothing)
-        self.x_axis = QComboBox(self)
-        for mode, text in X_MODES.items():
-            self.x_axis.addItem(text, mode)
-        self.x_axis.setToolTip("Horizontal axis: optimisation step, characters seen "
-                               "(step × batch × sequence length) or the run's wall time")
         self.x_axis.currentIndexChanged.connect(self._on_x_mode)
-        self.log_y = QCheckBox("Log y", self)
-        self.log_y.setToolTip("Logarithmic vertical axes (values ≤ 0 are left out)")
         self.log_y.toggled.connect(self._on_log)
-        self.fit_button = QPushButton("Fit", self)
-        self.fit_button.setToolTip("Fit the view to the curves and follow new points again "
-                                   "(or double-click a plot)")
         self.fit_button.clicked.connect(self.fit)
-
-        controls = QHBoxLayout()
-        controls.setContentsMargins(0, 0, 0, 0)
-        controls.addWidget(QLabel("Smoothing", self))
-        controls.addWidget(self.smooth_slider, 1)
-        controls.addWidget(self.smooth_spin)
-        controls.addSpacing(12)
-        controls.addWidget(QLabel("x", self))
-        controls.addWidget(self.x_axis)
-        controls.addWidget(self.log_y)
-        controls.addWidget(self.fit_button)
 
         # Fixed height and an ignored width: new text never re-lays out (and repaints) the plots.
         self.readout = QLabel(" ", self)
@@ -179,15 +101,15 @@ class MetricsPlot(QWidget):
         self.graphics = pg.GraphicsLayoutWidget(self)
         self.graphics.setMinimumHeight(200)
         self.content_plot = self.graphics.addPlot(row=0, col=0, title="Content loss (cross-entropy)",
-                                                  axisItems={"left": _ValueAxis("left")})
+                                                  axisItems={"left": ValueAxis("left")})
         self.energy_plot = self.graphics.addPlot(row=1, col=0, title="Energy (unweighted)",
-                                                 axisItems={"left": _ValueAxis("left")})
+                                                 axisItems={"left": ValueAxis("left")})
         self._markers = []
         for p in (self.content_plot, self.energy_plot):
             # No grid: in software rendering its antialiased lines cost as much as everything else.
             p.setClipToView(True)
             p.setDownsampling(auto=True, mode="peak")
-            marker = pg.InfiniteLine(angle=90, movable=False, pen=_MARKER_PEN)
+            marker = pg.InfiniteLine(angle=90, movable=False, pen=MARKER_PEN)
             marker.setZValue(10)
             marker.hide()
             p.addItem(marker, ignoreBounds=True)
@@ -205,7 +127,7 @@ class MetricsPlot(QWidget):
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        lay.addLayout(controls)
+        lay.addWidget(self.controls)
         lay.addWidget(self.readout)
         lay.addWidget(self.graphics, 1)
 
@@ -427,9 +349,6 @@ class MetricsPlot(QWidget):
     # -- drawing ----------------------------------------------------------------------------
 
     def _on_smoothing(self, weight: float) -> None:
-        self.smooth_slider.blockSignals(True)
-        self.smooth_slider.setValue(round(weight * 100))
-        self.smooth_slider.blockSignals(False)
         self._dirty = True
         self.smoothing_changed.emit(weight)
 
@@ -474,7 +393,7 @@ class MetricsPlot(QWidget):
         if item is None:
             run, split, col = key
             plot = self._plot(col)
-            palette = _TRAIN_PENS if split == "train" else _VAL_PENS
+            palette = TRAIN_PENS if split == "train" else VAL_PENS
             color = palette[run % len(palette)]
             style = Qt.PenStyle.SolidLine if run == 0 else Qt.PenStyle.DashLine
             name = split if run == 0 else f"{label} {split}"
@@ -486,7 +405,7 @@ class MetricsPlot(QWidget):
                 raw.setZValue(-1)
                 raw.setClipToView(True)
                 self._raw_items[key] = raw
-                self._bands[key] = _Band(plot, color)
+                self._bands[key] = Band(plot, color)
             else:
                 item = plot.plot(pen=pg.mkPen(color, width=1.5, style=style), symbol="o",
                                  symbolSize=5, symbolBrush=color, symbolPen=None, name=name,
@@ -578,12 +497,4 @@ class MetricsPlot(QWidget):
 
     def export_csv(self, path: str | Path) -> Path:
         """Raw (unsmoothed) stored points of every run shown: ``run,split,step,content,energy``."""
-        path = Path(path)
-        with path.open("w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh)
-            w.writerow(["run", "split", "step", "content", "energy"])
-            for run in self.runs():
-                for split, buf in (("train", run.train), ("val", run.val)):
-                    for s, c, e in zip(buf.steps, buf.column(0), buf.column(1), strict=True):
-                        w.writerow([run.label, split, int(s), f"{c:.6g}", f"{e:.6g}"])
-        return path
+        return write_curves_csv(self.runs(), path)
