@@ -36,10 +36,12 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from published_step import published_losses  # noqa: E402
 
 from core import scan_numba  # noqa: E402
 from core.allocator import keep_freed_memory  # noqa: E402
@@ -48,7 +50,7 @@ from core.data import TRAIN_FRACTION, get_batch, load_corpus  # noqa: E402
 from core.device import describe  # noqa: E402
 from core.fused_loss import fused_losses  # noqa: E402
 from core.hparams import SamplingConfig, TrainConfig  # noqa: E402
-from core.model import LandauerLLM, Losses, ln_phi  # noqa: E402
+from core.model import LandauerLLM  # noqa: E402
 from core.report import render_html  # noqa: E402
 from core.sampling import TextGenerator, original_generate  # noqa: E402
 from core.trainer import backward_step, make_optimizer  # noqa: E402
@@ -71,21 +73,6 @@ def _timed(fn) -> float:
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
-
-
-def published_losses(model: LandauerLLM, x: torch.Tensor, y: torch.Tensor, temperature: float,
-                     energy_weight: float) -> Losses:
-    """The published loss over the per-step model, differentiated by plain autograd.
-
-    The per-step forward (:meth:`LandauerLLM.forward_reference`), cross-entropy over
-    the ``(B*T, V)`` logits and ``mean((h_t - h_{t-1})**2)`` written as an expression:
-    none of the project's shortcuts (reading the logits where they lie, the fused
-    backward of the energy's mean), so the baseline is the published step.
-    """
-    logits, trace, _ = model.forward_reference(x)
-    content = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
-    energy = temperature * ln_phi(trace) * ((trace[1:] - trace[:-1]) ** 2).mean()
-    return Losses(content + energy_weight * energy, content, energy)
 
 
 def bench_training(name: str, cfg: TrainConfig, corpus, rounds: int) -> dict:
