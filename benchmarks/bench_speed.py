@@ -12,7 +12,8 @@ measured side by side much less so.
     python benchmarks/bench_speed.py --corpus-load   # only: load a generated 200 MB corpus
 
 Training: tokens/s of one optimisation step (forward, loss, backward, clip,
-Adam) with the fast path (numba scan on CPU) vs the per-step reference path.
+Adam) as the trainer runs it (fused loss, numba scans on CPU, fused Adam) vs the
+published step (per-step forward, the loss by plain autograd, default Adam).
 Generation: chars/s of ``TextGenerator.stream`` vs the published loop
 (:func:`core.sampling.original_generate`): one per-step model call per character
 on the newest token with the carried state (linear time), softmax,
@@ -38,12 +39,16 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from published_step import published_losses  # noqa: E402
 
 from core import scan_numba  # noqa: E402
 from core.allocator import keep_freed_memory  # noqa: E402
 from core.analysis import analyse_text  # noqa: E402
 from core.data import TRAIN_FRACTION, get_batch, load_corpus  # noqa: E402
 from core.device import describe  # noqa: E402
+from core.fused_loss import fused_losses  # noqa: E402
 from core.hparams import SamplingConfig, TrainConfig  # noqa: E402
 from core.model import LandauerLLM  # noqa: E402
 from core.report import render_html  # noqa: E402
@@ -71,31 +76,45 @@ def _timed(fn) -> float:
 
 
 def bench_training(name: str, cfg: TrainConfig, corpus, rounds: int) -> dict:
+    """Fast step (as the trainer runs it) against the published step, on the same batches.
+
+    Fast: :func:`core.fused_loss.fused_losses` (numba scans on CPU), PyTorch's fused
+    Adam. Published: :func:`published_losses` and ``torch.optim.Adam`` with its
+    defaults (on CPU the per-parameter loop). Both clip with ``clip_grad_norm_``.
+    Each keeps its own optimiser state over the one model.
+    """
     torch.manual_seed(cfg.seed)
     model = LandauerLLM.from_config(cfg.model_kwargs(corpus.vocab_size))
     params = list(model.parameters())
-    optimizer = make_optimizer(params, cfg.lr)
+    optimizers = {"fast": make_optimizer(params, cfg.lr), "per-step": torch.optim.Adam(params, lr=cfg.lr)}
+    loss_fns = {"fast": None, "per-step": lambda x, y, t, w: published_losses(model, x, y, t, w)}
     gen = torch.Generator().manual_seed(cfg.seed)
     batches = [get_batch(corpus.train_data, cfg.batch_size, cfg.seq_len, gen) for _ in range(4)]
 
-    def step(forward, i):
+    def step(path, i):
         x, y = batches[i % len(batches)]
-        backward_step(model, optimizer, params, x, y, cfg, forward=forward)
-        optimizer.step()
+        backward_step(model, optimizers[path], params, x, y, cfg, loss_fn=loss_fns[path])
+        optimizers[path].step()
 
-    paths = {"fast": None, "per-step": model.forward_reference}
-    for forward in paths.values():  # warm-up: JIT compilation, allocator, caches
-        step(forward, 0)
+    with torch.no_grad():  # both contenders compute the same losses
+        x, y = batches[0]
+        fast = fused_losses(model, x, y, cfg.temperature, cfg.energy_weight)
+        published = published_losses(model, x, y, cfg.temperature, cfg.energy_weight)
+        for a, b in zip((fast.total, fast.content, fast.energy), (published.total, published.content,
+                                                                   published.energy), strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    for path in optimizers:  # warm-up: JIT compilation, allocator, caches
+        step(path, 0)
     # a round: one untimed and five timed fast steps (as the trainer runs them, back to back),
     # then one per-step step
     fast_per_round = 5
     times = {"fast": [], "per-step": []}
     ratios = []
     for r in range(rounds):
-        step(None, r)  # untimed: the first fast step after a per-step one pays for its leftovers
-        t_fast = _timed(lambda r=r: [step(None, r * fast_per_round + k) for k in range(fast_per_round)])
+        step("fast", r)  # untimed: the first fast step after a per-step one pays for its leftovers
+        t_fast = _timed(lambda r=r: [step("fast", r * fast_per_round + k) for k in range(fast_per_round)])
         t_fast /= fast_per_round
-        t_ref = _timed(lambda r=r: step(paths["per-step"], r))
+        t_ref = _timed(lambda r=r: step("per-step", r))
         times["fast"].append(t_fast)
         times["per-step"].append(t_ref)
         ratios.append(t_ref / t_fast)

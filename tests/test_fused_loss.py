@@ -79,3 +79,26 @@ def test_a_single_step_has_no_energy():
     idx = torch.randint(7, (3, 1))
     losses = fused_losses(model, idx, idx, 0.05, 0.1)
     assert losses.energy.item() == 0.0 and losses.total.item() == losses.content.item()
+
+
+@pytest.mark.parametrize("name", ["small", "default"])
+def test_the_benchmark_yardstick_is_the_original_step(golden_dir, name):
+    """The speed benchmark's baseline computes the original code's losses and gradients."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "published_step.py"
+    spec = importlib.util.spec_from_file_location("published_step", path)
+    published_step = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(published_step)
+
+    golden = torch.load(golden_dir / f"parity_{name}.pt", weights_only=True)
+    cfg = golden["config"]
+    model = LandauerLLM.from_config(cfg)
+    model.load_state_dict(golden["state_dict"])
+    losses = published_step.published_losses(model, golden["idx"], golden["targets"], cfg["temperature"],
+                                             cfg["energy_weight"])
+    for key, value in (("content_loss", losses.content), ("energy", losses.energy), ("total_loss", losses.total)):
+        torch.testing.assert_close(value, golden[key], atol=1e-5, rtol=0, msg=key)
+    for key, grad in _grads(model, losses.total).items():
+        torch.testing.assert_close(grad, golden["grads"][key], atol=1e-5, rtol=1e-4, msg=key)
