@@ -3,8 +3,8 @@
 :class:`RunWatch` follows one run folder and shows it in the Train view as if
 it trained here: its curves in the view's :class:`MetricsPlot` (``add_step``,
 ``add_eval``, ``clear``), its progress in the run controls' bar, and the log
-lines the CLI printed, rebuilt from its records by :func:`core.runs.run_events`
-and :func:`core.runs.started_event` and written by the view's ``EventLog``
+lines the CLI printed, rebuilt from its records by :func:`core.run_history.run_events`
+and :func:`core.run_history.started_event` and written by the view's ``EventLog``
 (``core.events.format_event``). New lines are read with
 :class:`core.runs.MetricsTail`, which leaves a half-written last line for the
 next poll and reports a restarted file (a resumed run), so the curves are
@@ -27,17 +27,19 @@ from PySide6.QtCore import QFileSystemWatcher, QTimer, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
 
 from core.events import CheckpointSaved, EvalMetrics, Finished, StepMetrics
+from core.run_history import (
+    folder_kind,
+    not_a_run_message,
+    run_events,
+    started_event,
+)
 from core.runs import (
     CONFIG_FILE,
     METRICS_FILE,
     MetricsTail,
     display_name,
-    folder_kind,
     is_being_written,
-    not_a_run_message,
     read_config,
-    run_events,
-    started_event,
     step_from_name,
 )
 from landauer_gui.event_log import fmt_duration

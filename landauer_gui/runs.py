@@ -31,17 +31,19 @@ from PySide6.QtWidgets import (
 )
 
 from core.resources import runs_dir
-from core.runs import (
-    RunFolderError,
-    RunRecord,
+from core.run_history import (
     comparison_table,
     delete_run,
     folder_kind,
     folder_size,
+    not_a_run_message,
+)
+from core.runs import (
+    RunFolderError,
+    RunRecord,
     is_being_written,
     list_runs,
     new_run_dir,
-    not_a_run_message,
     read_curves,
     read_run,
     set_display_name,
@@ -69,7 +71,7 @@ def _same(a: Path, b: Path) -> bool:
 
 
 class _Item(QTableWidgetItem):
-    """A cell that sorts by its value's :func:`core.runs.sort_key` (numbers as numbers)."""
+    """A cell that sorts by its value's :func:`core.run_history.sort_key` (numbers as numbers)."""
 
     def __lt__(self, other: QTableWidgetItem) -> bool:
         mine, theirs = self.data(SORT_ROLE), other.data(SORT_ROLE)

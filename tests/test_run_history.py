@@ -9,27 +9,30 @@ import time
 
 import pytest
 
+import core.run_history as run_history
 import core.runs as runs
 from core.events import format_event
 from core.resources import runs_dir
+from core.run_history import (
+    comparison_table,
+    delete_run,
+    differing_settings,
+    folder_kind,
+    run_events,
+    sort_key,
+    started_event,
+)
 from core.runs import (
     DISPLAY_NAME_FILE,
     METRICS_FILE,
     WRITER_FILE,
     MetricsWriter,
     RunFolderError,
-    comparison_table,
-    delete_run,
-    differing_settings,
     display_name,
-    folder_kind,
     is_being_written,
     list_runs,
     read_run,
-    run_events,
     set_display_name,
-    sort_key,
-    started_event,
 )
 from tests.test_runs import fake_run
 
@@ -169,8 +172,8 @@ def test_folder_kinds(tmp_path):
     assert folder_kind(tmp_path / "runs" / "a") == "run"
     assert folder_kind(tmp_path / "runs") == "runs"
     assert folder_kind(tmp_path / "empty") is None and folder_kind(tmp_path / "absent") is None
-    assert "not a run folder" in runs.not_a_run_message(tmp_path / "empty")
-    assert "does not exist" in runs.not_a_run_message(tmp_path / "absent")
+    assert "not a run folder" in run_history.not_a_run_message(tmp_path / "empty")
+    assert "does not exist" in run_history.not_a_run_message(tmp_path / "absent")
 
 
 def test_a_runs_log_is_rebuilt_from_its_metrics_as_the_cli_printed_it(tmp_path, capsys):

@@ -15,7 +15,13 @@ from PySide6.QtWidgets import QApplication, QInputDialog, QMessageBox
 
 import core.runs
 from core.resources import runs_dir
-from core.runs import METRICS_FILE, MetricsWriter, folder_kind
+from core.run_history import (
+    folder_kind,
+)
+from core.runs import (
+    METRICS_FILE,
+    MetricsWriter,
+)
 from landauer_gui import app as studio_app
 from landauer_gui.main_window import TRAIN_TAB, MainWindow
 from landauer_gui.runs import RunsPanel
