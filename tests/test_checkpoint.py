@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from core import checkpoint as ck
+from core import checkpoint_reading, checkpoint_validation
 from core.checkpoint import (
     CheckpointError,
     build_payload,
@@ -182,7 +183,7 @@ def test_every_accepted_type_really_survives_the_safe_loader(tmp_path):
 def test_expected_shapes_match_the_model(layers):
     model = LandauerLLM(7, 5, 6, layers, 1.5)
     want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    assert ck.expected_shapes(model.config.to_dict()) == want
+    assert checkpoint_validation.expected_shapes(model.config.to_dict()) == want
 
 
 def test_build_payload_checks_vocabulary_against_the_model():
@@ -314,7 +315,7 @@ def test_hostile_pickle_is_refused_and_runs_nothing(tmp_path, kind, protocol):
     torch.save(payload, path, pickle_protocol=protocol)
     with zipfile.ZipFile(path) as zf:
         pkl = zf.read(next(n for n in zf.namelist() if n.endswith("data.pkl")))
-    assert name in ck.pickle_globals(pkl)  # the file really calls it when fully unpickled
+    assert name in checkpoint_reading.pickle_globals(pkl)  # the file really calls it when fully unpickled
 
     with pytest.raises(CheckpointError) as err:
         load_checkpoint(path)
@@ -606,7 +607,7 @@ def test_tiny_file_declaring_a_huge_model_is_refused_with_bounded_memory(tmp_pat
     number) is refused before anything is built, in a process that may grow by 1 GB at most."""
     config = {"vocab_size": 256, "embed_dim": 8192, "hidden_dim": 8192, "num_layers": 32,
               "phase_scaling": 2.0}
-    state = {k: torch.zeros(1).expand(shape) for k, shape in ck.expected_shapes(config).items()}
+    state = {k: torch.zeros(1).expand(shape) for k, shape in checkpoint_validation.expected_shapes(config).items()}
     path = tmp_path / "huge.pth"
     torch.save({"model_state": state, "config": config, "args": {},
                 "itos": {i: chr(0x100 + i) for i in range(256)}}, path)
