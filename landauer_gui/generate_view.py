@@ -36,11 +36,11 @@ from landauer_gui.engine import engine
 from landauer_gui.generation import Loaded, Problem, Ready, generation_items
 from landauer_gui.param_form import ParamForm
 from landauer_gui.sample_output import PromptEdit, SampleOutput
-from landauer_gui.widgets import Banner
+from landauer_gui.widgets import Banner, BannerErrors
 from landauer_gui.workers import WorkerSlot, close_all
 
 
-class GenerateView(QWidget):
+class GenerateView(BannerErrors, QWidget):
     """Sample text from any Landauer checkpoint, streamed as it is produced.
 
     The main window calls :meth:`refresh` and :meth:`add_checkpoint` when a
@@ -306,18 +306,8 @@ class GenerateView(QWidget):
 
     # --- messages and state -------------------------------------------------------
 
-    def error_text(self) -> str:
-        """The message in the banner, or "" when none is shown."""
-        return self.banner.text()
 
-    @Slot(str)
-    def show_error(self, message: str) -> None:
-        self.banner.show_message(message)
-        self.error_shown.emit(message)
 
-    @Slot()
-    def clear_error(self) -> None:
-        self.banner.hide()
 
     def status_text(self) -> str:
         return self.sample.status_label.text()

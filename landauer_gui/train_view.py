@@ -54,13 +54,13 @@ from landauer_gui.run_controls import RunControls
 from landauer_gui.run_watch import RunWatch
 from landauer_gui.runs import RunsPanel
 from landauer_gui.samples_panel import LIVE, SamplesPanel, link_to_plot
-from landauer_gui.widgets import Banner
+from landauer_gui.widgets import Banner, BannerErrors
 
 if TYPE_CHECKING:
     from core.data import Corpus
 
 FORM_SKIP = EXCLUDED_FIELDS  # the corpus has its own picker with a summary
-class TrainView(QWidget):
+class TrainView(BannerErrors, QWidget):
     """Configure, start and watch a training run."""
 
     checkpoint_saved = Signal(str)  # path of every checkpoint the run writes
@@ -449,6 +449,3 @@ class TrainView(QWidget):
         self.runs.refresh()
         self.running_changed.emit(False)
 
-    def show_error(self, message: str) -> None:
-        self.banner.show_message(message)
-        self.error_shown.emit(message)

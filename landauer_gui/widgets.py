@@ -45,3 +45,19 @@ class Banner(QFrame):
 
     def text(self) -> str:
         return "" if self.isHidden() else self.label.text()  # works before the window is shown
+
+
+class BannerErrors:
+    """A view's error messages, shown in its :class:`Banner` (``self.banner``) and announced
+    on its ``error_shown`` signal. Mixed into the views before ``QWidget``."""
+
+    def error_text(self) -> str:
+        """The message in the banner, or "" when none is shown."""
+        return self.banner.text()
+
+    def show_error(self, message: str) -> None:
+        self.banner.show_message(message)
+        self.error_shown.emit(message)
+
+    def clear_error(self) -> None:
+        self.banner.hide()

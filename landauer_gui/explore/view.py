@@ -50,7 +50,7 @@ from landauer_gui.explore.text_pane import CharPane
 from landauer_gui.explore.tracks import TrackPlots
 from landauer_gui.explore.unit_ranking import UnitRanker
 from landauer_gui.param_form import ParamForm
-from landauer_gui.widgets import Banner
+from landauer_gui.widgets import Banner, BannerErrors
 from landauer_gui.workers import close_all
 
 HOVER_MS = 40  # coalesce mouse moves: at most ~25 position updates a second
@@ -59,7 +59,7 @@ CLOSE_WAIT_MS = 10_000
 DEVICE = "cpu"  # small models analyse fastest here, and training keeps the accelerator
 
 
-class ExploreView(QWidget):
+class ExploreView(BannerErrors, QWidget):
     """Analyse a text with a checkpoint and look at what the model did, character by character."""
 
     analysis_finished = Signal()
@@ -391,16 +391,8 @@ class ExploreView(QWidget):
 
     # --- messages, state, shutdown ----------------------------------------------------------------
 
-    def error_text(self) -> str:
-        return self.banner.text()
 
-    @Slot(str)
-    def show_error(self, message: str) -> None:
-        self.banner.show_message(message)
-        self.error_shown.emit(message)
 
-    def clear_error(self) -> None:
-        self.banner.hide()
 
     @Slot()
     def _update_buttons(self) -> None:
