@@ -39,6 +39,19 @@ class Ready:
     """The prompt was accepted; only characters follow."""
 
 
+def load_unless_cached(path: str, device: str, key: tuple, cached: tuple | None
+                       ) -> tuple[Loaded | None, tuple]:
+    """``(model, itos, info)`` for ``path``: ``cached`` as it is, or loaded now, then with a
+    :class:`Loaded` for the view to cache (on the worker thread; raises what ``load_model`` raises)."""
+    if cached is not None:
+        return None, cached
+    from core.checkpoint import load_model
+
+    model, itos, info = load_model(path, device)
+    itos = {int(k): v for k, v in itos.items()}
+    return Loaded(key, model, itos, info), (model, itos, info)
+
+
 def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:] if text else text
 
@@ -54,16 +67,14 @@ def generation_items(path: str, device: str, key: tuple, cached: tuple | None, p
     Expected failures become a :class:`Problem` item rather than an exception, so
     the view can show a precise message (and which prompt characters are unknown).
     """
-    from core.checkpoint import CheckpointError, load_model
+    from core.checkpoint import CheckpointError
     from core.sampling import PromptError, TextGenerator
 
     name = Path(path).name
     try:
-        if cached is None:
-            model, itos, info = load_model(path, device)
-            yield Loaded(key, model, itos, info)
-        else:
-            model, itos, info = cached
+        loaded, (model, itos, info) = load_unless_cached(path, device, key, cached)
+        if loaded is not None:
+            yield loaded
         generator = TextGenerator(model, itos)
         chars = (generator.stream_scored if scored else generator.stream)(prompt, sampling, stop)
     except PromptError as exc:

@@ -14,6 +14,7 @@ from PySide6.QtCore import QObject, Signal
 from landauer_gui.checkpoint_table import file_stamp
 from landauer_gui.explore import jobs
 from landauer_gui.explore.job_slot import JobSlot
+from landauer_gui.generation import Loaded
 
 
 class AnalysisRunner(QObject):
@@ -45,7 +46,7 @@ class AnalysisRunner(QObject):
         return self._loaded[1][1] if self._loaded else None
 
     def _on_item(self, item: object) -> None:
-        if isinstance(item, jobs.Loaded):
+        if isinstance(item, Loaded):
             self._loaded = (item.key, (item.model, item.itos, item.info))
         elif isinstance(item, jobs.Prepared):
             self.prepared.emit(item)

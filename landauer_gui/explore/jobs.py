@@ -31,7 +31,7 @@ from landauer_gui.explore.colours import (
     surprise_scale,
 )
 from landauer_gui.explore.text_pane import newline_positions
-from landauer_gui.generation import Loaded, Problem
+from landauer_gui.generation import Problem, load_unless_cached
 
 # States of every layer cost L*H floats per character; beyond this many floats
 # (128 MB) only a leading window of the text keeps them.
@@ -87,14 +87,6 @@ def per_char(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _load(path: str, device: str, cached: tuple | None, key: tuple) -> Iterator[Loaded]:
-    from core.checkpoint import load_model
-
-    if cached is None:
-        model, itos, info = load_model(path, device)
-        yield Loaded(key, model, {int(k): v for k, v in itos.items()}, info)
-
-
 def _worded(exc: Exception, name: str) -> str:
     from core.checkpoint import CheckpointError
 
@@ -116,9 +108,9 @@ def analysis_items(path: str, device: str, key: tuple, cached: tuple | None, tex
 
     name = Path(path).name
     try:
-        loaded = list(_load(path, device, cached, key))
-        yield from loaded
-        model, itos, info = (loaded[0].model, loaded[0].itos, loaded[0].info) if loaded else cached
+        loaded, (model, itos, info) = load_unless_cached(path, device, key, cached)
+        if loaded is not None:
+            yield loaded
         t0 = time.perf_counter()
         temperature = checkpoint_temperature(info)
         cfg = model.config
