@@ -31,7 +31,6 @@ from core.checkpoint_validation import CONFIG_KEYS as CONFIG_KEYS
 from core.checkpoint_validation import EXTRAS_KEY, check_itos, itos_dict, validate_payload
 from core.files import TEMP_SUFFIX, create_temp, fsync_dir
 from core.model import LandauerLLM
-from core.runs import STEP_FILE_RE as STEP_FILE_RE  # the run folder owns checkpoint names
 from core.runs import step_from_archive_name, step_from_name
 
 FORMAT_VERSION = 1

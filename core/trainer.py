@@ -57,8 +57,6 @@ from core.fused_loss import fused_losses
 from core.hparams import ModelConfig, SamplingConfig, TrainConfig
 from core.memory import check_memory, estimate_training_memory, is_out_of_memory
 from core.model import LandauerLLM, compute_losses
-from core.runs import CONFIG_FILE as CONFIG_FILE  # re-exported: older callers import it from here
-from core.runs import METRICS_FILE as METRICS_FILE
 from core.runs import (
     MetricsWriter,
     RunFolderError,
