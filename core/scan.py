@@ -21,7 +21,10 @@ numba) through a plain torch loop without autograd bookkeeping.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
+import torch.nn.functional as F
 
 from core import scan_numba
 
@@ -82,47 +85,73 @@ class MeanSquaredStep(torch.autograd.Function):
         return _inertia_grad(diff, grad * 2.0 / diff.numel())
 
 
-def scan_forward(u, h0, scale, angles, *, use_numba: bool, keep: bool, inertia: bool):
+class LayerGrads(NamedTuple):
+    """One layer's gradients from :func:`scan_backward`."""
+
+    u: torch.Tensor | None  # (T,B,H); None when the input was gathered from a table
+    h0: torch.Tensor  # (B,H)
+    scale: torch.Tensor  # (H,)
+    bias: torch.Tensor  # (H,): u's gradient summed over time and batch (the input bias's gradient)
+    table: torch.Tensor | None  # (V,H) when the input was gathered: u's gradient summed per table row
+
+
+def scan_forward(u, h0, scale, angles, *, use_numba: bool, keep: bool, inertia: bool, table=None, tokens=None):
     """One layer's forward: ``(trace, cos, sin, inertia mean)``.
 
-    ``cos``/``sin`` are kept for the backward when ``keep`` (numba only; the
-    torch loop recomputes them). The inertia mean, ``mean((h_t - h_{t-1})**2)``
-    over ``t >= 1``, is a 0-dim tensor when ``inertia`` (zero when ``T < 2``), else None.
+    The input is ``u (T,B,H)``, or ``table[tokens]`` when ``tokens (T,B)`` is given
+    (``u`` None): the first layer reads its projection of each symbol, so the
+    numba kernel never writes the (T,B,H) input out. ``cos``/``sin`` are kept for
+    the backward when ``keep`` (numba only; the torch loop recomputes them). The
+    inertia mean, ``mean((h_t - h_{t-1})**2)`` over ``t >= 1``, is a 0-dim tensor
+    when ``inertia`` (zero when ``T < 2``), else None.
     """
-    steps = u.size(0)
+    steps = tokens.size(0) if tokens is not None else u.size(0)
     cos_a = sin_a = sq_sum = None
     if use_numba:
         trace, cos_a, sin_a, sq_sum = scan_numba.forward(u, h0, scale, angles, keep=keep,
-                                                         inertia=inertia and steps > 1)
+                                                         inertia=inertia and steps > 1, table=table, tokens=tokens)
     else:
+        if tokens is not None:
+            u = F.embedding(tokens, table)
         trace = _forward_torch(u, h0, scale, angles)
     msq = None
     if inertia:
         if steps < 2:
-            msq = u.new_zeros(())
+            msq = trace.new_zeros(())
         elif sq_sum is not None:
-            msq = torch.tensor(sq_sum / trace[1:].numel(), dtype=u.dtype)
+            msq = torch.tensor(sq_sum / trace[1:].numel(), dtype=trace.dtype)
         else:
             msq = ((trace[1:] - trace[:-1]) ** 2).mean()  # the published expression
     return trace, cos_a, sin_a, msq
 
 
 def scan_backward(grad_trace, u, h0, scale, angles, trace, cos_a, sin_a, *, use_numba: bool,
-                  inertia_grad=None):
-    """Gradients ``(grad_u, grad_h0, grad_scale)`` of one layer.
+                  inertia_grad=None, tokens=None, vocab: int = 0) -> LayerGrads:
+    """Gradients of one layer (:class:`LayerGrads`).
 
     ``grad_trace`` must be contiguous. ``inertia_grad``, when given, is the
-    gradient arriving at the inertia mean from :func:`scan_forward`.
+    gradient arriving at the inertia mean from :func:`scan_forward`. With
+    ``tokens``, the forward gathered its input from a ``(vocab, H)`` table: the
+    table's gradient replaces the input's (and ``u`` may be None on the numba path).
     """
     steps = trace.size(0)
     coef = None
     if inertia_grad is not None and steps > 1:
         coef = inertia_grad * 2.0 / trace[1:].numel()
     if use_numba:
-        return scan_numba.backward(grad_trace, h0, scale, trace, cos_a, sin_a, 0.0 if coef is None else float(coef))
+        return LayerGrads(*scan_numba.backward(grad_trace, h0, scale, trace, cos_a, sin_a,
+                                               0.0 if coef is None else float(coef), tokens=tokens, vocab=vocab))
     if coef is not None:
         grad_trace = grad_trace + _inertia_grad(trace[1:] - trace[:-1], coef)
-    return _backward_torch(grad_trace, u, h0, scale, angles, trace)
+    if tokens is not None and u is None:
+        raise ValueError("the torch scan needs the gathered input u")
+    grad_u, grad_h0, grad_s = _backward_torch(grad_trace, u, h0, scale, angles, trace)
+    rows = grad_u.view(-1, grad_u.size(-1))
+    table = None
+    if tokens is not None:
+        table = rows.new_zeros(vocab, rows.size(1)).index_add_(0, tokens.reshape(-1), rows)
+        grad_u = None
+    return LayerGrads(grad_u, grad_h0, grad_s, rows.sum(0), table)
 
 
 class _ElementwiseScan(torch.autograd.Function):
@@ -151,9 +180,8 @@ class _ElementwiseScan(torch.autograd.Function):
         if grad_last is not None:
             grad_trace = grad_trace.clone()
             grad_trace[-1] += grad_last
-        grad_u, grad_h0, grad_s = scan_backward(grad_trace, u, h0, scale, angles, trace, cos_a, sin_a,
-                                                use_numba=ctx.use_numba)
-        return grad_u, grad_h0, grad_s, None, None
+        grads = scan_backward(grad_trace, u, h0, scale, angles, trace, cos_a, sin_a, use_numba=ctx.use_numba)
+        return grads.u, grads.h0, grads.scale, None, None
 
 
 def numba_usable(t: torch.Tensor) -> bool:

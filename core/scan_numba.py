@@ -5,7 +5,10 @@ one scalar at a time (the pip llvmlite has no SVML), which blocks
 vectorisation. The polynomials below are plain multiply-adds in float64, which
 LLVM vectorises; evaluated in float64 and rounded once, they land within
 float32 rounding of torch's float32 ``cos``/``tanh`` (the tests check it over
-the whole argument range, up to ``phase * j`` of about 1,200 and beyond).
+the whole argument range, up to ``phase * j`` of about 1,200 and beyond). A
+float32 ``tanh`` (16 vector lanes, cephes' tanhf, 1.3 ulp) made the forward a
+fifth faster but moved the golden trace by 4e-4 through the recurrence, beyond
+the parity tolerance: float64 it stays.
 
 Products and sums that the published code computes in float32
 (``phase*j + h``, ``h * r * scale``, ``u + ...``) are computed in float32 here
@@ -28,6 +31,7 @@ try:
     from core.resources import user_cache_dir
 
     os.environ.setdefault("NUMBA_CACHE_DIR", str(user_cache_dir() / "numba"))
+    import numba
     import numpy as np
     from numba import float32, float64, njit, prange
 except Exception as exc:  # numba is optional: the torch loop in core.scan still works
@@ -135,16 +139,43 @@ if _ERROR is None:
         m = m * (m + 2.0)
         return np.copysign(m / (m + 2.0), float64(zf))
 
+    # Taylor coefficients for |d| <= 1.25: truncation below 2**-35 (sin) and 2**-39 (cos)
+    _T3, _T5, _T7 = -1.0 / 6, 1.0 / 120, -1.0 / 5040
+    _T9, _T11, _T13 = 1.0 / 362880, -1.0 / 39916800, 1.0 / 6227020800
+    _T2, _T4, _T6, _T8 = -1.0 / 2, 1.0 / 24, -1.0 / 720, 1.0 / 40320
+    _T10, _T12, _T14 = -1.0 / 3628800, 1.0 / 479001600, -1.0 / 87178291200
+
+    @njit(**_POLY)
+    def _sincos_near(a, base, sin_base, cos_base):
+        """(sin a, cos a) in float64 for a float32 ``a`` within 1.25 of ``base``.
+
+        In the scan ``a = phase*j + h`` (rounded to float32) and ``|h| <= 1`` after
+        the first step, so with ``base = phase*j`` and its sine and cosine precomputed
+        in float64, ``d = a - base`` is exact and small: the angle-addition formulas
+        need no range reduction and no quadrant logic, about half the work of
+        :func:`_sincos`, with the same float64 accuracy.
+        """
+        d = float64(a) - base
+        z = d * d
+        s = d + d * z * (_T3 + z * (_T5 + z * (_T7 + z * (_T9 + z * (_T11 + z * _T13)))))
+        c = 1.0 + z * (_T2 + z * (_T4 + z * (_T6 + z * (_T8 + z * (_T10 + z * (_T12 + z * _T14))))))
+        return sin_base * c + cos_base * s, cos_base * c - sin_base * s
+
     @njit(**_JIT, parallel=True)
-    def _forward_kernel(u, h0, scale, angles, out, cos_out, sin_out, keep, sq_rows):
+    def _forward_kernel(u, table, tokens, h0, scale, angles, base, sin_base, cos_base, out, cos_out, sin_out,
+                        keep, sq_rows):
         """``out`` <- trace; with ``keep``, also cos and sin of each step's angle for the backward.
 
-        With a non-empty ``sq_rows`` (B, H), also the inertia sums
-        ``sq_rows[b, j] = sum_t (h_t - h_{t-1})**2`` over ``t >= 1``, the
-        differences and squares rounded in float32 as published, summed in float64.
+        The input of step ``t`` is ``u[t, b]``, or with a non-empty ``tokens`` (T, B)
+        the row ``table[tokens[t, b]]`` (the first layer: its projection of each symbol,
+        so the (T, B, H) input is never written out). With a non-empty ``sq_rows``
+        (B, H), also the inertia sums ``sq_rows[b, j] = sum_t (h_t - h_{t-1})**2`` over
+        ``t >= 1``, the differences and squares rounded in float32 as published, summed
+        in float64.
         """
-        steps, batch, hidden = u.shape
+        steps, batch, hidden = out.shape
         inertia = sq_rows.shape[0] > 0
+        gather = tokens.shape[0] > 0
         for b in prange(batch):
             h = h0[b].copy()  # a private state: reading `out` while writing it defeats vectorisation
             cos_buf = np.empty(hidden, dtype=np.float32)
@@ -152,11 +183,17 @@ if _ERROR is None:
             for t in range(steps):
                 ct = cos_out[t, b] if keep else cos_buf
                 st = sin_out[t, b] if keep else sin_buf
-                for j in range(hidden):
-                    sin_a, cos_a = _sincos(angles[j] + h[j])
-                    ct[j] = float32(cos_a)
-                    st[j] = float32(sin_a)
-                ut = u[t, b]
+                if t == 0:  # the initial state may hold any values: full range reduction
+                    for j in range(hidden):
+                        sin_a, cos_a = _sincos(angles[j] + h[j])
+                        ct[j] = float32(cos_a)
+                        st[j] = float32(sin_a)
+                else:  # |h| <= 1 (tanh outputs): angle addition around phase*j
+                    for j in range(hidden):
+                        sin_a, cos_a = _sincos_near(angles[j] + h[j], base[j], sin_base[j], cos_base[j])
+                        ct[j] = float32(cos_a)
+                        st[j] = float32(sin_a)
+                ut = table[tokens[t, b]] if gather else u[t, b]
                 ot = out[t, b]
                 for j in range(hidden):
                     ot[j] = float32(_tanh(ut[j] + h[j] * ct[j] * scale[j]))
@@ -168,36 +205,61 @@ if _ERROR is None:
                 h[:] = ot
 
     @njit(**_JIT, parallel=True)
-    def _backward_kernel(grad_trace, h0, scale, trace, cos_a, sin_a, inertia_coef, grad_u, grad_h0, grad_s_rows):
+    def _backward_kernel(grad_trace, h0, scale, trace, cos_a, sin_a, inertia_coef, grad_u, tokens, table_parts,
+                         grad_h0, grad_s_parts, grad_b_parts):
         """Gradients of one layer; ``inertia_coef`` c adds the inertia term's gradient
-        ``c * (d_t - d_{t+1})`` (``d_t = h_t - h_{t-1}``, zero outside ``1 <= t <= T-1``)."""
+        ``c * (d_t - d_{t+1})`` (``d_t = h_t - h_{t-1}``, zero outside ``1 <= t <= T-1``).
+
+        The batch is split into ``P = grad_s_parts.shape[0]`` parts, one per thread,
+        each summing its own float64 gradients of the scale and the input bias
+        (``(P, H)``) and, with a non-empty ``tokens``, of the input table rows
+        (``table_parts (P, V, H)``, the first layer's scatter; ``grad_u`` is then
+        not written).
+        """
         steps, batch, hidden = trace.shape
+        parts = grad_s_parts.shape[0]
+        scatter = tokens.shape[0] > 0
         one = float32(1.0)
         c = float32(inertia_coef)
-        for b in prange(batch):
-            carry = np.zeros(hidden, dtype=np.float32)
-            gs = grad_s_rows[b]
-            for t in range(steps - 1, -1, -1):
-                prev = h0[b] if t == 0 else trace[t - 1, b]
-                cur = trace[t, b]
-                gt = grad_trace[t, b]
-                gu = grad_u[t, b]
-                ct = cos_a[t, b]
-                st = sin_a[t, b]
-                # for the inertia term: d_t (zero for t = 0, the initial state is not part of
-                # the energy) minus d_{t+1} (zero for the last step)
-                before = cur if t == 0 else prev
-                after = cur if t == steps - 1 else trace[t + 1, b]
-                for j in range(hidden):
-                    hp = prev[j]
-                    r = ct[j]
-                    h = cur[j]
-                    g = gt[j] + c * ((h - before[j]) - (after[j] - h))
-                    gz = (g + carry[j]) * (one - h * h)
-                    gu[j] = gz
-                    gs[j] += float64(gz * hp * r)
-                    carry[j] = gz * scale[j] * (r - hp * st[j])
-            grad_h0[b, :] = carry
+        for part in prange(parts):
+            # private accumulators: sums into the shared (P, H) arrays inside the loop below
+            # would have to assume they alias the inputs, and run about 60% slower
+            carry = np.empty(hidden, dtype=np.float32)
+            gz_buf = np.empty(hidden, dtype=np.float32)
+            gs = np.empty(hidden, dtype=np.float64)
+            gb = np.empty(hidden, dtype=np.float64)
+            for b in range(part * batch // parts, (part + 1) * batch // parts):
+                carry[:] = 0.0
+                gs[:] = 0.0
+                gb[:] = 0.0
+                for t in range(steps - 1, -1, -1):
+                    prev = h0[b] if t == 0 else trace[t - 1, b]
+                    cur = trace[t, b]
+                    gt = grad_trace[t, b]
+                    gu = gz_buf if scatter else grad_u[t, b]
+                    ct = cos_a[t, b]
+                    st = sin_a[t, b]
+                    # for the inertia term: d_t (zero for t = 0, the initial state is not part of
+                    # the energy) minus d_{t+1} (zero for the last step)
+                    before = cur if t == 0 else prev
+                    after = cur if t == steps - 1 else trace[t + 1, b]
+                    for j in range(hidden):
+                        hp = prev[j]
+                        r = ct[j]
+                        h = cur[j]
+                        g = gt[j] + c * ((h - before[j]) - (after[j] - h))
+                        gz = (g + carry[j]) * (one - h * h)
+                        gu[j] = gz
+                        gs[j] += float64(gz * hp * r)
+                        gb[j] += float64(gz)
+                        carry[j] = gz * scale[j] * (r - hp * st[j])
+                    if scatter:
+                        row = table_parts[part, tokens[t, b]]
+                        for j in range(hidden):
+                            row[j] += float64(gu[j])
+                grad_h0[b, :] = carry
+                grad_s_parts[part] += gs
+                grad_b_parts[part] += gb
 
     @njit(**_JIT)
     def _elementwise(fn_id, a):
@@ -217,39 +279,82 @@ def _np(t: torch.Tensor):
     return t.detach().numpy()
 
 
-def forward(u: torch.Tensor, h0: torch.Tensor, scale: torch.Tensor, angles: torch.Tensor,
-            keep: bool = True, inertia: bool = False):
+if _ERROR is None:  # placeholders for the kernels' unused array arguments
+    _EMPTY2 = np.empty((0, 0), dtype=np.float32)
+    _EMPTY3 = np.empty((0, 0, 0), dtype=np.float32)
+    _NO_TOKENS = np.empty((0, 0), dtype=np.int64)
+
+
+_ANGLE_TABLES: dict[bytes, tuple] = {}
+
+
+def _angle_table(angles):
+    """``phase*j`` as float64 with its sine and cosine (float64, numpy's libm), cached per angle row."""
+    key = angles.tobytes()
+    table = _ANGLE_TABLES.get(key)
+    if table is None:
+        if len(_ANGLE_TABLES) > 64:  # a few models' layers at a time; never grows without bound
+            _ANGLE_TABLES.clear()
+        base = angles.astype(np.float64)
+        table = _ANGLE_TABLES[key] = (base, np.sin(base), np.cos(base))
+    return table
+
+
+def forward(u: torch.Tensor | None, h0: torch.Tensor, scale: torch.Tensor, angles: torch.Tensor,
+            keep: bool = True, inertia: bool = False, *, table: torch.Tensor | None = None,
+            tokens: torch.Tensor | None = None):
     """Trace ``(T,B,H)`` of one layer, cos and sin for the backward (with ``keep``, else None),
     and with ``inertia`` the float64 sum of ``(h_t - h_{t-1})**2`` over ``t >= 1`` (else None).
 
-    All inputs float32, contiguous, on CPU. Keeping cos/sin costs two writes
-    per element and spares the backward its own polynomial evaluations.
+    The input is ``u (T,B,H)``, or ``table[tokens]`` for ``table (V,H)`` and int64
+    ``tokens (T,B)`` (then ``u`` is None). All inputs float32 (tokens int64),
+    contiguous, on CPU. Keeping cos/sin costs two writes per element and spares
+    the backward its own polynomial evaluations.
     """
-    out = torch.empty_like(u)
-    cos_a = torch.empty_like(u) if keep else torch.empty(0, 0, 0)
-    sin_a = torch.empty_like(u) if keep else torch.empty(0, 0, 0)
-    sq_rows = np.zeros((u.shape[1], u.shape[2]) if inertia else (0, 0), dtype=np.float64)
+    gather = tokens is not None
+    shape = (*tokens.shape, table.shape[1]) if gather else u.shape
+    out = torch.empty(shape)
+    cos_a = torch.empty(shape) if keep else torch.empty(0, 0, 0)
+    sin_a = torch.empty(shape) if keep else torch.empty(0, 0, 0)
+    sq_rows = np.zeros(shape[1:] if inertia else (0, 0), dtype=np.float64)
+    angles_np = _np(angles.contiguous())
+    base, sin_base, cos_base = _angle_table(angles_np)
+    u_np = _EMPTY3 if gather else _np(u)
+    table_np = _np(table) if gather else _EMPTY2
+    tokens_np = _np(tokens) if gather else _NO_TOKENS
     with _LOCK:
-        _forward_kernel(_np(u), _np(h0), _np(scale.contiguous()), _np(angles.contiguous()), out.numpy(),
-                        cos_a.numpy(), sin_a.numpy(), keep, sq_rows)
+        _forward_kernel(u_np, table_np, tokens_np, _np(h0), _np(scale.contiguous()), angles_np, base, sin_base,
+                        cos_base, out.numpy(), cos_a.numpy(), sin_a.numpy(), keep, sq_rows)
     sq_sum = float(sq_rows.sum()) if inertia else None
     return out, (cos_a if keep else None), (sin_a if keep else None), sq_sum
 
 
-def backward(grad_trace, h0, scale, trace, cos_a, sin_a, inertia_coef: float = 0.0):
-    """Gradients ``(grad_u, grad_h0, grad_scale)`` for :func:`forward`.
+def backward(grad_trace, h0, scale, trace, cos_a, sin_a, inertia_coef: float = 0.0, *,
+             tokens: torch.Tensor | None = None, vocab: int = 0):
+    """Gradients ``(u, h0, scale, bias, table)`` for :func:`forward` (see :class:`core.scan.LayerGrads`);
+    with ``tokens`` (the forward gathered its input from a ``(vocab, H)`` table), the
+    table's gradient instead of the input's.
 
     ``inertia_coef`` (``c``) adds ``c * (d_t - d_{t+1})`` to the gradient arriving at each
     ``h_t``: the gradient of ``c/2 * sum_t d_t**2``, the fused inertia term.
     """
-    grad_u = torch.empty_like(trace)
+    batch, hidden = h0.shape
+    scatter = tokens is not None
+    parts = max(1, min(numba.get_num_threads(), batch))
+    grad_u = None if scatter else torch.empty_like(trace)
     grad_h0 = torch.empty_like(h0)
-    rows = np.zeros((h0.shape[0], h0.shape[1]), dtype=np.float64)
+    s_parts = np.zeros((parts, hidden), dtype=np.float64)
+    b_parts = np.zeros((parts, hidden), dtype=np.float64)
+    table_parts = np.zeros((parts, vocab, hidden) if scatter else (0, 0, 0), dtype=np.float64)
     with _LOCK:
-        _backward_kernel(_np(grad_trace), _np(h0), _np(scale.contiguous()), _np(trace),
-                         _np(cos_a), _np(sin_a), float(inertia_coef), grad_u.numpy(), grad_h0.numpy(), rows)
-    grad_s = torch.from_numpy(rows.sum(axis=0).astype(np.float32))
-    return grad_u, grad_h0, grad_s
+        _backward_kernel(_np(grad_trace), _np(h0), _np(scale.contiguous()), _np(trace), _np(cos_a), _np(sin_a),
+                         float(inertia_coef), _EMPTY3 if scatter else grad_u.numpy(),
+                         _np(tokens) if scatter else _NO_TOKENS, table_parts, grad_h0.numpy(), s_parts, b_parts)
+    return grad_u, grad_h0, _summed(s_parts), _summed(b_parts), _summed(table_parts) if scatter else None
+
+
+def _summed(parts):
+    return torch.from_numpy(parts.sum(axis=0).astype(np.float32))
 
 
 def elementwise(fn: str, x: torch.Tensor) -> torch.Tensor:

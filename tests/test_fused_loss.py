@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core import scan_numba
-from core.fused_loss import fused_losses
+from core.fused_loss import fused_grads, fused_losses
 from core.model import LandauerLLM, compute_losses
 
 BACKENDS = ["torch"] + (["numba"] if scan_numba.available() else [])
@@ -102,3 +102,24 @@ def test_the_benchmark_yardstick_is_the_original_step(golden_dir, name):
         torch.testing.assert_close(value, golden[key], atol=1e-5, rtol=0, msg=key)
     for key, grad in _grads(model, losses.total).items():
         torch.testing.assert_close(grad, golden["grads"][key], atol=1e-5, rtol=1e-4, msg=key)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("vocab", [5, 200])  # 200 > B*T: layer 0 projects embeddings instead of a table
+def test_gradients_without_autograd_equal_the_autograd_node(backend, vocab):
+    """fused_grads (the trainer's step) is fused_losses + backward, and adds to existing gradients."""
+    torch.manual_seed(4)
+    model = LandauerLLM(vocab, 6, 24, 3, 1.7)
+    idx, targets = torch.randint(vocab, (3, 11)), torch.randint(vocab, (3, 11))
+    expected = _grads(model, fused_losses(model, idx, targets, 0.3, 0.7, backend=backend).total)
+    model.zero_grad(set_to_none=True)
+    losses = fused_grads(model, idx, targets, 0.3, 0.7, backend=backend)
+    reference = fused_losses(model, idx, targets, 0.3, 0.7, backend=backend)
+    for a, b in zip((losses.total, losses.content, losses.energy),
+                    (reference.total, reference.content, reference.energy), strict=True):
+        assert torch.equal(a, b.detach())
+    for name, p in model.named_parameters():
+        assert torch.equal(p.grad, expected[name]), name
+    fused_grads(model, idx, targets, 0.3, 0.7, backend=backend)  # accumulates, as backward() does
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, 2 * expected[name], atol=1e-7, rtol=1e-6, msg=name)

@@ -50,8 +50,12 @@ def test_fast_path_equals_reference(batch, steps, hidden, layers, phase_scaling,
     idx = torch.randint(13, (batch, steps))
     h0 = torch.randn(layers, batch, hidden) * 0.5 if warm else None
     (fast, g_fast), (ref, g_ref) = _both_paths(model, idx, h0, backend)
+    # The two paths sum the input projections in different orders (one product for all steps vs
+    # one per step), and the recurrence amplifies last-bit differences: with four layers and
+    # phase_scaling 0.5 (deeper layers rotating faster) 2.2e-5 was seen. The golden parity test
+    # allows 1e-4 on activations for the same reason; a change of the math moves them by 1e-3.
     for a, b in zip(fast, ref, strict=True):
-        torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-5)
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-5)
     assert set(g_fast) == set(g_ref)
     for name in g_ref:
         torch.testing.assert_close(g_fast[name], g_ref[name], atol=2e-5, rtol=1e-4, msg=name)
@@ -88,6 +92,22 @@ def test_sincos_within_float32_rounding(fn):
     x = torch.cat([torch.linspace(-5000, 5000, 1_000_001), torch.linspace(-1, 1, 100_001)])
     ours, theirs = scan_numba.elementwise(fn, x), getattr(torch, fn)(x)
     assert (ours - theirs).abs().max().item() <= torch.finfo(torch.float32).eps  # one ulp of 1.0
+
+
+@needs_numba
+def test_kept_cos_and_sin_within_float32_rounding_for_large_angles():
+    """After the first step the kernel gets cos/sin by angle addition around phase*j: check
+    what it keeps for the backward against torch on angles up to ~20,000 (8,192 units)."""
+    torch.manual_seed(5)
+    hidden = 8192
+    angles = torch.arange(hidden, dtype=torch.float32) * torch.tensor(2.39996322972865332)
+    u = torch.randn(6, 3, hidden) * 2
+    h0 = torch.rand(3, hidden) * 6 - 3  # the first step: any state, full range reduction
+    trace, cos_a, sin_a, _ = scan_numba.forward(u, h0, torch.rand(hidden) + 0.5, angles)
+    prev = torch.cat([h0[None], trace[:-1]])
+    eps = torch.finfo(torch.float32).eps
+    assert (cos_a - torch.cos(angles + prev)).abs().max().item() <= eps
+    assert (sin_a - torch.sin(angles + prev)).abs().max().item() <= eps
 
 
 @needs_numba
@@ -133,6 +153,7 @@ def test_inertia_from_the_scan_equals_the_published_expression(backend, steps):
     torch.testing.assert_close(msq, ref_msq.detach(), atol=0, rtol=2e-6)
     grad_trace = torch.randn_like(trace)
     (ref_trace * grad_trace).sum().add(ref_msq * 3.0).backward()
-    grad_u, _, _ = scan_backward(grad_trace, u.detach(), h0, scale, angles, trace, cos_a, sin_a,
-                                 use_numba=use_numba, inertia_grad=torch.tensor(3.0))
-    torch.testing.assert_close(grad_u, u.grad, atol=1e-6, rtol=1e-5)
+    grads = scan_backward(grad_trace, u.detach(), h0, scale, angles, trace, cos_a, sin_a,
+                          use_numba=use_numba, inertia_grad=torch.tensor(3.0))
+    torch.testing.assert_close(grads.u, u.grad, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(grads.bias, u.grad.sum((0, 1)), atol=1e-5, rtol=1e-5)
