@@ -12,8 +12,9 @@ measured side by side much less so.
     python benchmarks/bench_speed.py --corpus-load   # only: load a generated 200 MB corpus
 
 Training: tokens/s of one optimisation step (forward, loss, backward, clip,
-Adam) as the trainer runs it (fused loss, numba scans on CPU, fused Adam) vs the
-published step (per-step forward, the loss by plain autograd, default Adam).
+Adam) as the trainer runs it (fused loss, numba kernels on CPU, compiled clip and
+Adam) vs the published step (per-step forward, the loss by plain autograd,
+``clip_grad_norm_``, default Adam).
 Generation: chars/s of ``TextGenerator.stream`` vs the published loop
 (:func:`core.sampling.original_generate`): one per-step model call per character
 on the newest token with the carried state (linear time), softmax,
@@ -51,9 +52,10 @@ from core.device import describe  # noqa: E402
 from core.fused_loss import fused_losses  # noqa: E402
 from core.hparams import SamplingConfig, TrainConfig  # noqa: E402
 from core.model import LandauerLLM  # noqa: E402
+from core.optimizer import ClippedAdam, make_optimizer  # noqa: E402
 from core.report import render_html  # noqa: E402
 from core.sampling import TextGenerator, original_generate  # noqa: E402
-from core.trainer import backward_step, make_optimizer  # noqa: E402
+from core.trainer import backward_step  # noqa: E402
 
 CONFIGS = {
     # published defaults
@@ -78,22 +80,25 @@ def _timed(fn) -> float:
 def bench_training(name: str, cfg: TrainConfig, corpus, rounds: int) -> dict:
     """Fast step (as the trainer runs it) against the published step, on the same batches.
 
-    Fast: :func:`core.fused_loss.fused_losses` (numba scans on CPU), PyTorch's fused
-    Adam. Published: :func:`published_losses` and ``torch.optim.Adam`` with its
-    defaults (on CPU the per-parameter loop). Both clip with ``clip_grad_norm_``.
-    Each keeps its own optimiser state over the one model.
+    Fast: :func:`core.fused_loss.fused_losses` (numba scans and cross-entropy on
+    CPU), then clipping and Adam in two compiled passes (:class:`core.optimizer.ClippedAdam`).
+    Published: :func:`published_losses`, ``clip_grad_norm_`` and ``torch.optim.Adam``
+    with its defaults (on CPU the per-parameter loop). Each keeps its own
+    optimiser state over the one model.
     """
     torch.manual_seed(cfg.seed)
     model = LandauerLLM.from_config(cfg.model_kwargs(corpus.vocab_size))
     params = list(model.parameters())
-    optimizers = {"fast": make_optimizer(params, cfg.lr), "per-step": torch.optim.Adam(params, lr=cfg.lr)}
+    optimizers = {"fast": ClippedAdam(make_optimizer(params, cfg.lr), cfg.grad_clip),
+                  "per-step": ClippedAdam(torch.optim.Adam(params, lr=cfg.lr), cfg.grad_clip)}
+    assert optimizers["fast"].compiled == scan_numba.available() and not optimizers["per-step"].compiled
     loss_fns = {"fast": None, "per-step": lambda x, y, t, w: published_losses(model, x, y, t, w)}
     gen = torch.Generator().manual_seed(cfg.seed)
     batches = [get_batch(corpus.train_data, cfg.batch_size, cfg.seq_len, gen) for _ in range(4)]
 
     def step(path, i):
         x, y = batches[i % len(batches)]
-        backward_step(model, optimizers[path], params, x, y, cfg, loss_fn=loss_fns[path])
+        backward_step(model, optimizers[path], x, y, cfg, loss_fn=loss_fns[path])
         optimizers[path].step()
 
     with torch.no_grad():  # both contenders compute the same losses

@@ -53,10 +53,11 @@ from core.events import (
     Started,
     StepMetrics,
 )
-from core.fused_loss import fused_losses
+from core.fused_loss import fused_grads
 from core.hparams import ModelConfig, SamplingConfig, TrainConfig
 from core.memory import check_memory, estimate_training_memory, is_out_of_memory
 from core.model import LandauerLLM, compute_losses
+from core.optimizer import ClippedAdam, make_optimizer, with_implementation
 from core.runs import (
     MetricsWriter,
     RunFolderError,
@@ -83,71 +84,32 @@ class _Abort(Exception):
         self.message = message
 
 
-def _grad_norm(params: list[torch.Tensor]) -> torch.Tensor:
-    """Total 2-norm of the gradients, computed without touching them (finite-check only)."""
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return torch.zeros(())
-    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-
-
-def make_optimizer(params: list[torch.Tensor], lr: float) -> torch.optim.Adam:
-    """The published optimiser: Adam with default betas.
-
-    On CPU and CUDA, PyTorch's fused Adam: one kernel for all parameters, the
-    same update rounded differently in the last bit (the tests hold it to the
-    default implementation within float32 rounding). Measured on the default
-    configuration's CPU step: 0.25 ms against 0.6 ms for ``foreach`` and
-    0.9 ms for the default loop. Elsewhere ``foreach``, which is bit-identical
-    to the loop.
-    """
-    devices = {p.device.type for p in params}
-    if devices <= {"cpu", "cuda"}:
-        return torch.optim.Adam(params, lr=lr, fused=True)
-    return torch.optim.Adam(params, lr=lr, foreach=True)
-
-
-def _with_implementation(state: dict, optimizer: torch.optim.Optimizer) -> dict:
-    """A saved optimiser state that will run with ``optimizer``'s implementation.
-
-    Loading a state also loads the flags it was saved with (``fused``,
-    ``foreach``); a run saved by an older version or on another device resumes
-    with the implementation chosen for this one instead.
-    """
-    flags = {k: optimizer.defaults.get(k) for k in ("fused", "foreach")}
-    return {**state, "param_groups": [{**group, **flags} for group in state["param_groups"]]}
-
-
-def backward_step(model: LandauerLLM, optimizer: torch.optim.Optimizer, params: list[torch.Tensor],
-                  x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
+def backward_step(model: LandauerLLM, update: ClippedAdam, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
                   forward=None, *, loss_fn=None, average=None) -> tuple[float, float, float, float]:
-    """Loss and gradients of one batch, clipped as published; the caller takes the optimiser step.
+    """Loss and gradients of one batch, clipped as published; the caller then calls ``update.step()``.
 
     Returns ``(total, content, energy, grad_norm)`` as floats (one device sync).
-    ``forward`` defaults to the fast path (:func:`~core.fused_loss.fused_losses`);
+    ``forward`` defaults to the fast path (:func:`~core.fused_loss.fused_grads`);
     the benchmark passes the per-step reference to time both on identical work.
     Distributed training passes ``loss_fn`` (the fused loss through DDP) and
     ``average`` (turns this rank's losses into the global batch's, in place).
     """
-    optimizer.zero_grad(set_to_none=True)
-    if loss_fn is not None:
-        losses = loss_fn(x, y, cfg.temperature, cfg.energy_weight)
-    elif forward is None:
-        losses = fused_losses(model, x, y, cfg.temperature, cfg.energy_weight)
+    update.optimizer.zero_grad(set_to_none=True)
+    if loss_fn is None and forward is None:
+        losses = fused_grads(model, x, y, cfg.temperature, cfg.energy_weight)  # no autograd needed
     else:
-        logits, trace, _ = forward(x)
-        losses = compute_losses(logits, y, trace, cfg.temperature, cfg.energy_weight)
-    losses.total.backward()
-    if cfg.grad_clip > 0:
-        norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-    else:
-        norm = _grad_norm(params)
-    values = torch.stack([losses.total.detach(), losses.content.detach(),
-                          losses.energy.detach(), norm.detach().to(losses.total.device)])
+        if loss_fn is not None:
+            losses = loss_fn(x, y, cfg.temperature, cfg.energy_weight)
+        else:
+            logits, trace, _ = forward(x)
+            losses = compute_losses(logits, y, trace, cfg.temperature, cfg.energy_weight)
+        losses.total.backward()
+    norm = update.clip()  # the norm is already global: DDP averaged the gradients
+    values = torch.stack([losses.total.detach(), losses.content.detach(), losses.energy.detach()])
     if average is not None:
-        average(values[:3])  # the norm is already global: DDP averaged the gradients
-    total, content, energy, gnorm = values.tolist()
-    return total, content, energy, gnorm
+        average(values)
+    total, content, energy = values.tolist()
+    return total, content, energy, norm
 
 
 class Trainer:
@@ -272,6 +234,7 @@ class Trainer:
         self.model = model
         self.params = list(model.parameters())
         self.optimizer = make_optimizer(self.params, cfg.lr)
+        self.update = ClippedAdam(self.optimizer, cfg.grad_clip)
         self.batch_gen = torch.Generator().manual_seed(cfg.seed)
         # The published protocol draws one new batch per evaluation from its own stream (so the
         # training batches are the same under either protocol); ours averages fixed batches.
@@ -364,7 +327,7 @@ class Trainer:
         extras = payload["landauer_studio"]
         try:
             self.model.load_state_dict(payload["model_state"])
-            self.optimizer.load_state_dict(_with_implementation(extras["optimizer_state"], self.optimizer))
+            self.optimizer.load_state_dict(with_implementation(extras["optimizer_state"], self.optimizer))
             rng = extras["rng"]
             self.batch_gen.set_state(rng["batch"])
             if self.val_gen is not None and rng.get("val") is not None:
@@ -442,7 +405,7 @@ class Trainer:
                 step = self._step + 1
                 x, y = get_batch(corpus.train_data, cfg.batch_size, cfg.seq_len, self.batch_gen, self.device)
                 x, y = self.dist.rows(x, y)  # distributed: this rank's slice of the global batch
-                total, content, energy, gnorm = backward_step(model, self.optimizer, self.params, x, y, cfg,
+                total, content, energy, gnorm = backward_step(model, self.update, x, y, cfg,
                                                               loss_fn=self.loss_fn, average=self.dist.average_)
                 if not all(math.isfinite(v) for v in (total, content, energy, gnorm)):
                     self.optimizer.zero_grad(set_to_none=True)
@@ -454,7 +417,7 @@ class Trainer:
                                  f"training stopped and these weights were not saved ({kept}). "
                                  f"Try a lower learning rate (now {cfg.lr:g}) or gradient clipping.")
                     return
-                self.optimizer.step()
+                self.update.step()
                 self._step = step
                 dt = time.perf_counter() - t0
                 self._active_s += dt

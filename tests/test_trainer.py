@@ -194,7 +194,7 @@ def test_stop_before_first_step_saves_nothing(tmp_path, corpus):
 
 
 def test_nan_loss_fails_and_keeps_the_last_good_checkpoint(tmp_path, corpus, monkeypatch):
-    real = trainer_mod.fused_losses
+    real = trainer_mod.fused_grads
     calls = {"n": 0}
 
     def poisoned(*args, **kw):
@@ -204,7 +204,7 @@ def test_nan_loss_fails_and_keeps_the_last_good_checkpoint(tmp_path, corpus, mon
             losses.total = losses.total * float("nan")
         return losses
 
-    monkeypatch.setattr(trainer_mod, "fused_losses", poisoned)
+    monkeypatch.setattr(trainer_mod, "fused_grads", poisoned)
     trainer = Trainer(tiny(tmp_path, steps=10, save_every=2), corpus)
     digests = {}
     events = []
@@ -322,7 +322,7 @@ def test_optimizer_updates_equal_the_published_default_adam():
     import copy
 
     from core.model import LandauerLLM
-    from core.trainer import make_optimizer
+    from core.optimizer import make_optimizer
 
     torch.manual_seed(0)
     ours = LandauerLLM(11, 4, 8, 2, 2.0)
