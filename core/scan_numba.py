@@ -161,9 +161,18 @@ if _ERROR is None:
         c = 1.0 + z * (_T2 + z * (_T4 + z * (_T6 + z * (_T8 + z * (_T10 + z * (_T12 + z * _T14))))))
         return sin_base * c + cos_base * s, cos_base * c - sin_base * s
 
+    @njit(**_JIT)
+    def _add_parts(parts, out):
+        """``out[j] = sum_p parts[p, j]`` in float64, rounded to ``out``'s float32."""
+        for j in range(out.shape[0]):
+            total = 0.0
+            for p in range(parts.shape[0]):
+                total += parts[p, j]
+            out[j] = float32(total)
+
     @njit(**_JIT, parallel=True)
     def _forward_kernel(u, table, tokens, h0, scale, angles, base, sin_base, cos_base, out, cos_out, sin_out,
-                        keep, sq_rows):
+                        keep, sq_rows, sq_total):
         """``out`` <- trace; with ``keep``, also cos and sin of each step's angle for the backward.
 
         The input of step ``t`` is ``u[t, b]``, or with a non-empty ``tokens`` (T, B)
@@ -171,7 +180,7 @@ if _ERROR is None:
         so the (T, B, H) input is never written out). With a non-empty ``sq_rows``
         (B, H), also the inertia sums ``sq_rows[b, j] = sum_t (h_t - h_{t-1})**2`` over
         ``t >= 1``, the differences and squares rounded in float32 as published, summed
-        in float64.
+        in float64, and their total in ``sq_total[0]``.
         """
         steps, batch, hidden = out.shape
         inertia = sq_rows.shape[0] > 0
@@ -203,10 +212,12 @@ if _ERROR is None:
                         d = ot[j] - h[j]
                         sq[j] += float64(d * d)
                 h[:] = ot
+        if inertia:
+            sq_total[0] = sq_rows.sum()
 
     @njit(**_JIT, parallel=True)
     def _backward_kernel(grad_trace, h0, scale, trace, cos_a, sin_a, inertia_coef, grad_u, tokens, table_parts,
-                         grad_h0, grad_s_parts, grad_b_parts):
+                         grad_h0, grad_s_parts, grad_b_parts, grad_s, grad_b, grad_table):
         """Gradients of one layer; ``inertia_coef`` c adds the inertia term's gradient
         ``c * (d_t - d_{t+1})`` (``d_t = h_t - h_{t-1}``, zero outside ``1 <= t <= T-1``).
 
@@ -214,7 +225,8 @@ if _ERROR is None:
         each summing its own float64 gradients of the scale and the input bias
         (``(P, H)``) and, with a non-empty ``tokens``, of the input table rows
         (``table_parts (P, V, H)``, the first layer's scatter; ``grad_u`` is then
-        not written).
+        not written). The parts' sums are then added up into the float32 ``grad_s``,
+        ``grad_b`` (H,) and ``grad_table`` (V, H).
         """
         steps, batch, hidden = trace.shape
         parts = grad_s_parts.shape[0]
@@ -260,6 +272,11 @@ if _ERROR is None:
                 grad_h0[b, :] = carry
                 grad_s_parts[part] += gs
                 grad_b_parts[part] += gb
+        _add_parts(grad_s_parts, grad_s)
+        _add_parts(grad_b_parts, grad_b)
+        if scatter:
+            for v in range(table_parts.shape[1]):
+                _add_parts(table_parts[:, v], grad_table[v])
 
     @njit(**_JIT)
     def _elementwise(fn_id, a):
@@ -317,6 +334,7 @@ def forward(u: torch.Tensor | None, h0: torch.Tensor, scale: torch.Tensor, angle
     cos_a = torch.empty(shape) if keep else torch.empty(0, 0, 0)
     sin_a = torch.empty(shape) if keep else torch.empty(0, 0, 0)
     sq_rows = np.zeros(shape[1:] if inertia else (0, 0), dtype=np.float64)
+    sq_total = np.zeros(1, dtype=np.float64)
     angles_np = _np(angles.contiguous())
     base, sin_base, cos_base = _angle_table(angles_np)
     u_np = _EMPTY3 if gather else _np(u)
@@ -324,8 +342,8 @@ def forward(u: torch.Tensor | None, h0: torch.Tensor, scale: torch.Tensor, angle
     tokens_np = _np(tokens) if gather else _NO_TOKENS
     with _LOCK:
         _forward_kernel(u_np, table_np, tokens_np, _np(h0), _np(scale.contiguous()), angles_np, base, sin_base,
-                        cos_base, out.numpy(), cos_a.numpy(), sin_a.numpy(), keep, sq_rows)
-    sq_sum = float(sq_rows.sum()) if inertia else None
+                        cos_base, out.numpy(), cos_a.numpy(), sin_a.numpy(), keep, sq_rows, sq_total)
+    sq_sum = float(sq_total[0]) if inertia else None
     return out, (cos_a if keep else None), (sin_a if keep else None), sq_sum
 
 
@@ -346,15 +364,14 @@ def backward(grad_trace, h0, scale, trace, cos_a, sin_a, inertia_coef: float = 0
     s_parts = np.zeros((parts, hidden), dtype=np.float64)
     b_parts = np.zeros((parts, hidden), dtype=np.float64)
     table_parts = np.zeros((parts, vocab, hidden) if scatter else (0, 0, 0), dtype=np.float64)
+    grad_s, grad_b = torch.empty(hidden), torch.empty(hidden)
+    grad_table = torch.empty(vocab, hidden) if scatter else None
     with _LOCK:
         _backward_kernel(_np(grad_trace), _np(h0), _np(scale.contiguous()), _np(trace), _np(cos_a), _np(sin_a),
                          float(inertia_coef), _EMPTY3 if scatter else grad_u.numpy(),
-                         _np(tokens) if scatter else _NO_TOKENS, table_parts, grad_h0.numpy(), s_parts, b_parts)
-    return grad_u, grad_h0, _summed(s_parts), _summed(b_parts), _summed(table_parts) if scatter else None
-
-
-def _summed(parts):
-    return torch.from_numpy(parts.sum(axis=0).astype(np.float32))
+                         _np(tokens) if scatter else _NO_TOKENS, table_parts, grad_h0.numpy(), s_parts, b_parts,
+                         grad_s.numpy(), grad_b.numpy(), grad_table.numpy() if scatter else _EMPTY2)
+    return grad_u, grad_h0, grad_s, grad_b, grad_table
 
 
 def elementwise(fn: str, x: torch.Tensor) -> torch.Tensor:

@@ -94,7 +94,7 @@ def backward_step(model: LandauerLLM, update: ClippedAdam, x: torch.Tensor, y: t
     Distributed training passes ``loss_fn`` (the fused loss through DDP) and
     ``average`` (turns this rank's losses into the global batch's, in place).
     """
-    update.optimizer.zero_grad(set_to_none=True)
+    update.zero_grad()
     if loss_fn is None and forward is None:
         losses = fused_grads(model, x, y, cfg.temperature, cfg.energy_weight)  # no autograd needed
     else:
@@ -408,7 +408,7 @@ class Trainer:
                 total, content, energy, gnorm = backward_step(model, self.update, x, y, cfg,
                                                               loss_fn=self.loss_fn, average=self.dist.average_)
                 if not all(math.isfinite(v) for v in (total, content, energy, gnorm)):
-                    self.optimizer.zero_grad(set_to_none=True)
+                    self.update.zero_grad()
                     bad = "loss" if not math.isfinite(total) else "gradient norm"
                     kept = (f"the last good checkpoint is {self.last_checkpoint}"
                             if self.last_checkpoint else "no checkpoint had been saved yet")
