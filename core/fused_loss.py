@@ -53,7 +53,8 @@ class _Step:
         layers = []
         top = len(weights) - 1
         for layer in range(len(weights)):
-            u = x if layer == 0 else F.linear(x, weights[layer], biases[layer])
+            # the numba scan adds the bias as it reads u (a pass over u fewer)
+            u = x if layer == 0 else F.linear(x, weights[layer], None if use_numba else biases[layer])
             angles = self.model.rnn.angles(layer, zero.dtype, zero.device)
             gather = gathered and layer == 0
             if gather and not use_numba:
@@ -61,7 +62,8 @@ class _Step:
                 gather = False
             trace, cos_a, sin_a, msq = scan_forward(
                 None if gather else u.contiguous(), zero, hidden_scale[layer], angles, use_numba=use_numba,
-                keep=True, inertia=layer == top, table=table if gather else None, tokens=tokens if gather else None)
+                keep=True, inertia=layer == top, bias=biases[layer] if use_numba and layer > 0 else None,
+                table=table if gather else None, tokens=tokens if gather else None)
             layers.append((u if not use_numba else None, trace, cos_a, sin_a))
             x = trace
         flat = x.view(-1, x.size(-1))

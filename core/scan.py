@@ -95,10 +95,11 @@ class LayerGrads(NamedTuple):
     table: torch.Tensor | None  # (V,H) when the input was gathered: u's gradient summed per table row
 
 
-def scan_forward(u, h0, scale, angles, *, use_numba: bool, keep: bool, inertia: bool, table=None, tokens=None):
+def scan_forward(u, h0, scale, angles, *, use_numba: bool, keep: bool, inertia: bool, bias=None, table=None,
+                 tokens=None):
     """One layer's forward: ``(trace, cos, sin, inertia mean)``.
 
-    The input is ``u (T,B,H)``, or ``table[tokens]`` when ``tokens (T,B)`` is given
+    The input is ``u (T,B,H)`` plus ``bias (H,)`` if given, or ``table[tokens]`` when ``tokens (T,B)`` is given
     (``u`` None): the first layer reads its projection of each symbol, so the
     numba kernel never writes the (T,B,H) input out. ``cos``/``sin`` are kept for
     the backward when ``keep`` (numba only; the torch loop recomputes them). The
@@ -108,11 +109,13 @@ def scan_forward(u, h0, scale, angles, *, use_numba: bool, keep: bool, inertia: 
     steps = tokens.size(0) if tokens is not None else u.size(0)
     cos_a = sin_a = sq_sum = None
     if use_numba:
-        trace, cos_a, sin_a, sq_sum = scan_numba.forward(u, h0, scale, angles, keep=keep,
-                                                         inertia=inertia and steps > 1, table=table, tokens=tokens)
+        trace, cos_a, sin_a, sq_sum = scan_numba.forward(u, h0, scale, angles, keep=keep, inertia=inertia and steps > 1,
+                                                         bias=bias, table=table, tokens=tokens)
     else:
         if tokens is not None:
             u = F.embedding(tokens, table)
+        if bias is not None:
+            u = u + bias
         trace = _forward_torch(u, h0, scale, angles)
     msq = None
     if inertia:

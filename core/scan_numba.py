@@ -170,12 +170,27 @@ if _ERROR is None:
                 total += parts[p, j]
             out[j] = float32(total)
 
+    @njit(**_JIT)
+    def _rotation(first, h, angles, base, sin_base, cos_base, ct, st):
+        """``ct``/``st`` <- cos/sin of ``angles + h`` (float32 sum, as published), rounded to float32."""
+        if first:  # the initial state may hold any values: full range reduction
+            for j in range(h.shape[0]):
+                sin_a, cos_a = _sincos(angles[j] + h[j])
+                ct[j] = float32(cos_a)
+                st[j] = float32(sin_a)
+        else:  # |h| <= 1 (tanh outputs): angle addition around phase*j
+            for j in range(h.shape[0]):
+                sin_a, cos_a = _sincos_near(angles[j] + h[j], base[j], sin_base[j], cos_base[j])
+                ct[j] = float32(cos_a)
+                st[j] = float32(sin_a)
+
     @njit(**_JIT, parallel=True)
-    def _forward_kernel(u, table, tokens, h0, scale, angles, base, sin_base, cos_base, out, cos_out, sin_out,
+    def _forward_kernel(u, bias, table, tokens, h0, scale, angles, base, sin_base, cos_base, out, cos_out, sin_out,
                         keep, sq_rows, sq_total):
         """``out`` <- trace; with ``keep``, also cos and sin of each step's angle for the backward.
 
-        The input of step ``t`` is ``u[t, b]``, or with a non-empty ``tokens`` (T, B)
+        The input of step ``t`` is ``u[t, b]`` plus a non-empty ``bias`` (H,) (added here,
+        not by the matrix product: one pass fewer over u), or with a non-empty ``tokens`` (T, B)
         the row ``table[tokens[t, b]]`` (the first layer: its projection of each symbol,
         so the (T, B, H) input is never written out). With a non-empty ``sq_rows``
         (B, H), also the inertia sums ``sq_rows[b, j] = sum_t (h_t - h_{t-1})**2`` over
@@ -185,6 +200,7 @@ if _ERROR is None:
         steps, batch, hidden = out.shape
         inertia = sq_rows.shape[0] > 0
         gather = tokens.shape[0] > 0
+        biased = bias.shape[0] > 0
         for b in prange(batch):
             h = h0[b].copy()  # a private state: reading `out` while writing it defeats vectorisation
             cos_buf = np.empty(hidden, dtype=np.float32)
@@ -192,20 +208,15 @@ if _ERROR is None:
             for t in range(steps):
                 ct = cos_out[t, b] if keep else cos_buf
                 st = sin_out[t, b] if keep else sin_buf
-                if t == 0:  # the initial state may hold any values: full range reduction
-                    for j in range(hidden):
-                        sin_a, cos_a = _sincos(angles[j] + h[j])
-                        ct[j] = float32(cos_a)
-                        st[j] = float32(sin_a)
-                else:  # |h| <= 1 (tanh outputs): angle addition around phase*j
-                    for j in range(hidden):
-                        sin_a, cos_a = _sincos_near(angles[j] + h[j], base[j], sin_base[j], cos_base[j])
-                        ct[j] = float32(cos_a)
-                        st[j] = float32(sin_a)
+                _rotation(t == 0, h, angles, base, sin_base, cos_base, ct, st)
                 ut = table[tokens[t, b]] if gather else u[t, b]
                 ot = out[t, b]
-                for j in range(hidden):
-                    ot[j] = float32(_tanh(ut[j] + h[j] * ct[j] * scale[j]))
+                if biased:
+                    for j in range(hidden):
+                        ot[j] = float32(_tanh((ut[j] + bias[j]) + h[j] * ct[j] * scale[j]))
+                else:
+                    for j in range(hidden):
+                        ot[j] = float32(_tanh(ut[j] + h[j] * ct[j] * scale[j]))
                 if inertia and t > 0:
                     sq = sq_rows[b]
                     for j in range(hidden):
@@ -297,6 +308,7 @@ def _np(t: torch.Tensor):
 
 
 if _ERROR is None:  # placeholders for the kernels' unused array arguments
+    _EMPTY1 = np.empty(0, dtype=np.float32)
     _EMPTY2 = np.empty((0, 0), dtype=np.float32)
     _EMPTY3 = np.empty((0, 0, 0), dtype=np.float32)
     _NO_TOKENS = np.empty((0, 0), dtype=np.int64)
@@ -318,12 +330,12 @@ def _angle_table(angles):
 
 
 def forward(u: torch.Tensor | None, h0: torch.Tensor, scale: torch.Tensor, angles: torch.Tensor,
-            keep: bool = True, inertia: bool = False, *, table: torch.Tensor | None = None,
-            tokens: torch.Tensor | None = None):
+            keep: bool = True, inertia: bool = False, *, bias: torch.Tensor | None = None,
+            table: torch.Tensor | None = None, tokens: torch.Tensor | None = None):
     """Trace ``(T,B,H)`` of one layer, cos and sin for the backward (with ``keep``, else None),
     and with ``inertia`` the float64 sum of ``(h_t - h_{t-1})**2`` over ``t >= 1`` (else None).
 
-    The input is ``u (T,B,H)``, or ``table[tokens]`` for ``table (V,H)`` and int64
+    The input is ``u (T,B,H)`` (plus ``bias (H,)`` when given), or ``table[tokens]`` for ``table (V,H)`` and int64
     ``tokens (T,B)`` (then ``u`` is None). All inputs float32 (tokens int64),
     contiguous, on CPU. Keeping cos/sin costs two writes per element and spares
     the backward its own polynomial evaluations.
@@ -341,7 +353,7 @@ def forward(u: torch.Tensor | None, h0: torch.Tensor, scale: torch.Tensor, angle
     table_np = _np(table) if gather else _EMPTY2
     tokens_np = _np(tokens) if gather else _NO_TOKENS
     with _LOCK:
-        _forward_kernel(u_np, table_np, tokens_np, _np(h0), _np(scale.contiguous()), angles_np, base, sin_base,
+        _forward_kernel(u_np, _EMPTY1 if bias is None else _np(bias), table_np, tokens_np, _np(h0), _np(scale.contiguous()), angles_np, base, sin_base,
                         cos_base, out.numpy(), cos_a.numpy(), sin_a.numpy(), keep, sq_rows, sq_total)
     sq_sum = float(sq_total[0]) if inertia else None
     return out, (cos_a if keep else None), (sin_a if keep else None), sq_sum
