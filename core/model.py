@@ -16,6 +16,7 @@ keeps the published per-step formulation as the readable reference.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -171,7 +172,13 @@ class Losses:
 
 def ln_phi(like: torch.Tensor) -> torch.Tensor:
     """``ln(phi)`` computed as a float32 tensor (as published), in ``like``'s dtype and device."""
-    return torch.log(torch.tensor(PHI, dtype=torch.float32)).to(like.device, like.dtype)
+    return _ln_phi(like.device, like.dtype)
+
+
+@functools.lru_cache(maxsize=16)
+def _ln_phi(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    # a constant, made once per device and dtype: three tensor operations a call add up in a training step
+    return torch.log(torch.tensor(PHI, dtype=torch.float32)).to(device, dtype)
 
 
 def energy_from_mean(mean_sq_step: torch.Tensor, temperature: float) -> torch.Tensor:
