@@ -128,7 +128,7 @@ if _ERROR is None:
     def _tanh(zf):
         """tanh in float64 for a float32 argument, via expm1 doubling (keeps relative accuracy near 0)."""
         x = abs(float64(zf))
-        x = x if x < 9.5 else 9.5  # float32 tanh is exactly +-1 beyond about 9.01
+        x = 9.5 if x > 9.5 else x  # float32 tanh is exactly +-1 beyond about 9.01; NaN stays NaN
         r = x * (2.0 / 16.0)
         m = r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (1.0 / 720
             + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (1.0 / 3628800

@@ -157,3 +157,13 @@ def test_inertia_from_the_scan_equals_the_published_expression(backend, steps):
                           use_numba=use_numba, inertia_grad=torch.tensor(3.0))
     torch.testing.assert_close(grads.u, u.grad, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(grads.bias, u.grad.sum((0, 1)), atol=1e-5, rtol=1e-5)
+
+
+@needs_numba
+def test_a_nan_input_stays_nan():
+    """A diverged pre-activation must show as NaN, not be clamped to +-1 by tanh's range limit."""
+    u = torch.zeros(3, 1, 4)
+    u[1, 0, 2] = float("nan")
+    trace, *_ = scan_numba.forward(u, torch.zeros(1, 4), torch.ones(4), torch.arange(4.0))
+    assert torch.isnan(trace[1, 0, 2]) and torch.isnan(trace[2, 0, 2])
+    assert torch.isfinite(trace[0]).all()
