@@ -99,9 +99,9 @@ def scan_forward(u, h0, scale, angles, *, use_numba: bool, keep: bool, inertia: 
                  tokens=None):
     """One layer's forward: ``(trace, cos, sin, inertia mean)``.
 
-    The input is ``u (T,B,H)`` plus ``bias (H,)`` if given, or ``table[tokens]`` when ``tokens (T,B)`` is given
-    (``u`` None): the first layer reads its projection of each symbol, so the
-    numba kernel never writes the (T,B,H) input out. ``cos``/``sin`` are kept for
+    The input is ``u (T,B,H)`` plus ``bias (H,)`` if given, or ``table[tokens]``
+    when ``tokens (T,B)`` is given (``u`` None): the first layer reads its
+    projection of each symbol, so the numba kernel never writes the (T,B,H) input out. ``cos``/``sin`` are kept for
     the backward when ``keep`` (numba only; the torch loop recomputes them). The
     inertia mean, ``mean((h_t - h_{t-1})**2)`` over ``t >= 1``, is a 0-dim tensor
     when ``inertia`` (zero when ``T < 2``), else None.
