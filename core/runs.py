@@ -12,15 +12,14 @@ A run folder holds everything one training run wrote (the spec is in
 
 The trainer writes through :func:`create_run_dir`, :func:`write_config` and
 :class:`MetricsWriter` (and :class:`SamplesWriter`); the studio, scripts and other tools read through
-:func:`list_runs`, :func:`read_run`, :func:`read_curves`, :func:`read_samples` and, for a run that
-is still being written by another process, :class:`MetricsTail`.
+:func:`list_runs`, :func:`read_run`, :func:`read_samples` and, for the loss curves (whole, or
+following a run another process writes), :mod:`core.run_curves`.
 
 No torch and no Qt here: listing and following runs stays cheap.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import json
 import os
@@ -33,8 +32,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from core import __version__
 from core.events import SampleText
@@ -194,7 +191,7 @@ class MetricsWriter:
         text = self.path.read_text(encoding="utf-8", errors="replace")
         kept = []
         for line in text.splitlines():
-            row = _record(line)
+            row = record_from_line(line)
             step = None if row is None else row.get("step", 0)
             if isinstance(step, (int, float)) and step <= start_step:
                 kept.append(line)
@@ -243,8 +240,8 @@ def is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _record(line: str | bytes) -> dict[str, Any] | None:
-    """One metrics line as a dict, or None for a cut, empty or foreign line."""
+def record_from_line(line: str | bytes) -> dict[str, Any] | None:
+    """One JSON-lines record as a dict, or None for a cut, empty or foreign line."""
     try:
         row = json.loads(line)
     except ValueError:
@@ -255,7 +252,7 @@ def _record(line: str | bytes) -> dict[str, Any] | None:
 def json_records(text: str) -> list[dict[str, Any]]:
     """The records of a JSON-lines text; lines that are not a JSON object are skipped
     (a line cut by a crash, or the partial first line of a tail)."""
-    return [row for line in text.splitlines() if (row := _record(line)) is not None]
+    return [row for line in text.splitlines() if (row := record_from_line(line)) is not None]
 
 
 def _tail(path: Path, size: int = TAIL_BYTES) -> str:
@@ -266,137 +263,8 @@ def _tail(path: Path, size: int = TAIL_BYTES) -> str:
         return fh.read().decode("utf-8", errors="replace")
 
 
-@dataclass(frozen=True)
-class TailUpdate:
-    """What :meth:`MetricsTail.poll` found since the previous poll."""
-
-    records: list[dict[str, Any]]
-    restarted: bool = False  # the file was replaced or truncated: forget earlier records
-
-
-class MetricsTail:
-    """Follows a run's ``metrics.jsonl`` while another process writes it.
-
-    The contract, for any writer that follows the run folder format (this
-    trainer, a CLI run, ``torchrun`` ranks, another machine on a shared drive):
-
-    * :meth:`poll` returns only records completed since the last poll: a line
-      counts once its ``\\n`` is written, so a half-written last line is left for
-      the next poll, never returned cut;
-    * lines that are not a JSON object are skipped (counted in ``skipped``);
-    * when the file was replaced (a resumed run rewrites it atomically), truncated
-      or rewritten in place, the next poll says ``restarted=True`` and returns the
-      new file's records from its start: the caller drops what it had;
-    * a missing file is an empty run; the file is opened only during a poll, so
-      writers may replace it at any time (also on Windows).
-
-    It remembers a byte offset and the bytes just before it, so a poll costs a
-    ``stat`` and a read of the new bytes.
-    """
-
-    ANCHOR_BYTES = 64
-
-    def __init__(self, run_dir: str | os.PathLike):
-        self.path = Path(run_dir) / METRICS_FILE
-        self.offset = 0
-        self.skipped = 0
-        self._identity: tuple[int, int] | None = None
-        self._anchor = b""
-
-    def _restart(self) -> None:
-        self.offset = 0
-        self._anchor = b""
-
-    def poll(self) -> TailUpdate:
-        restarted = False
-        try:
-            with self.path.open("rb") as fh:
-                st = os.fstat(fh.fileno())
-                identity = (st.st_dev, st.st_ino)
-                if self._identity is not None and (
-                        identity != self._identity or st.st_size < self.offset
-                        or not self._anchor_matches(fh)):
-                    restarted = True
-                    self._restart()
-                self._identity = identity
-                fh.seek(self.offset)
-                data = fh.read()
-        except FileNotFoundError:
-            if self._identity is None:
-                return TailUpdate([])
-            self._identity = None
-            self._restart()
-            return TailUpdate([], restarted=True)
-        end = data.rfind(b"\n") + 1
-        complete = data[:end]
-        if complete:
-            self.offset += end
-            self._anchor = (self._anchor + complete)[-self.ANCHOR_BYTES:]
-        records = []
-        for line in complete.splitlines():
-            row = _record(line)
-            if row is None:
-                self.skipped += bool(line.strip())
-            else:
-                records.append(row)
-        return TailUpdate(records, restarted)
-
-    def _anchor_matches(self, fh) -> bool:
-        if not self._anchor:
-            return True
-        fh.seek(self.offset - len(self._anchor))
-        return fh.read(len(self._anchor)) == self._anchor
-
-
-def _no_rows(width: int) -> np.ndarray:
-    return np.empty((0, width), dtype=np.float64)
-
-
-@dataclass(frozen=True)
-class Curves:
-    """A run's recorded curves: rows of ``(step, content, energy)`` in file order.
-
-    ``clock`` holds ``(step, elapsed_s)`` of the training records that have it (the
-    wall-time axis); ``tokens_per_step`` is ``batch_size * seq_len`` from ``config.json``
-    (the characters-seen axis), None when unknown.
-    """
-
-    train: np.ndarray  # shape (n, 3), float64
-    val: np.ndarray  # shape (m, 3), float64
-    clock: np.ndarray = field(default_factory=lambda: _no_rows(2))  # shape (k, 2)
-    tokens_per_step: int | None = None
-
-
-def curves_from_records(records: Iterable[Mapping[str, Any]]) -> Curves:
-    """Split metrics records into train and validation curves (records without numbers are skipped)."""
-    rows: dict[bool, list[tuple[float, float, float]]] = {False: [], True: []}
-    clock = []
-    for row in records:
-        step, content, energy = row.get("step"), row.get("content"), row.get("energy")
-        if all(is_number(v) for v in (step, content, energy)):
-            val = row.get("type") == "val"
-            rows[val].append((step, content, energy))
-            if not val and is_number(row.get("elapsed_s")):
-                clock.append((step, row["elapsed_s"]))
-    return Curves(*(np.array(rows[v], dtype=np.float64).reshape(-1, 3) for v in (False, True)),
-                  clock=np.array(clock, dtype=np.float64).reshape(-1, 2))
-
-
-def tokens_per_step(train_config: Mapping[str, Any]) -> int | None:
-    """Characters a training step reads (``batch_size * seq_len``), None if the config lacks them."""
-    b, t = train_config.get("batch_size"), train_config.get("seq_len")
-    return b * t if isinstance(b, int) and isinstance(t, int) else None
-
-
-def read_curves(run_dir: str | os.PathLike) -> Curves:
-    """The train and validation curves a run recorded so far (empty when it recorded none)."""
-    curves = curves_from_records(json_records(_read_text(Path(run_dir) / METRICS_FILE)))
-    info = read_config(run_dir) or {}
-    cfg = info.get("train_config")
-    return dataclasses.replace(curves, tokens_per_step=tokens_per_step(cfg) if isinstance(cfg, dict) else None)
-
-
-def _read_text(path: Path) -> str:
+def read_text(path: Path) -> str:
+    """A run file's text, empty when it cannot be read (missing, or being replaced)."""
     try:
         return path.read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -416,7 +284,7 @@ def samples_from_records(records: Iterable[Mapping[str, Any]]) -> list[SampleTex
 
 def read_samples(run_dir: str | os.PathLike) -> list[SampleText]:
     """The samples a run wrote at its evaluations, in step order (empty when it wrote none)."""
-    return samples_from_records(json_records(_read_text(Path(run_dir) / SAMPLES_FILE)))
+    return samples_from_records(json_records(read_text(Path(run_dir) / SAMPLES_FILE)))
 
 
 @dataclass
@@ -502,7 +370,7 @@ def best_val_loss(metrics_file: str | os.PathLike) -> float | None:
         for line in fh:
             if b'"val"' not in line or not line.endswith(b"\n"):
                 continue
-            row = _record(line)
+            row = record_from_line(line)
             if row is not None and row.get("type") == "val" and is_number(loss := row.get("loss")):
                 best = loss if best is None else min(best, loss)
     return best

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from core.runs import Curves
+    from core.run_curves import Curves
 
 DEFAULT_MAX_POINTS = 8192
 
@@ -156,7 +156,7 @@ class RunCurves:
         self.clock.append(step, elapsed_s + self._clock_offset)
 
     def add_recorded(self, curves: Curves, until_step: float = math.inf) -> None:
-        """Append a run folder's recorded curves (:func:`core.runs.read_curves`) up to ``until_step``."""
+        """Append a run folder's recorded curves (:func:`core.run_curves.read_curves`) up to ``until_step``."""
         for target, rows in ((self.train, curves.train), (self.val, curves.val)):
             for step, content, energy in rows[rows[:, 0] <= until_step].tolist():
                 target.append(step, content, energy)

@@ -51,7 +51,7 @@ from landauer_gui.curve_data import (
 from landauer_gui.curve_items import MARKER_PEN, TRAIN_PENS, VAL_PENS, Band, ValueAxis
 
 if TYPE_CHECKING:
-    from core.runs import Curves
+    from core.run_curves import Curves
 
 
 REDRAW_MS = 100  # at most 10 redraws a second...

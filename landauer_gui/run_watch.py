@@ -6,7 +6,7 @@ it trained here: its curves in the view's :class:`MetricsPlot` (``add_step``,
 lines the CLI printed, rebuilt from its records by :func:`core.run_history.run_events`
 and :func:`core.run_history.started_event` and written by the view's ``EventLog``
 (``core.events.format_event``). New lines are read with
-:class:`core.runs.MetricsTail`, which leaves a half-written last line for the
+:class:`core.run_curves.MetricsTail`, which leaves a half-written last line for the
 next poll and reports a restarted file (a resumed run), so the curves are
 reloaded from its start.
 
@@ -27,6 +27,7 @@ from PySide6.QtCore import QFileSystemWatcher, QTimer, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
 
 from core.events import CheckpointSaved, EvalMetrics, Finished, StepMetrics
+from core.run_curves import MetricsTail
 from core.run_history import (
     folder_kind,
     not_a_run_message,
@@ -36,7 +37,6 @@ from core.run_history import (
 from core.runs import (
     CONFIG_FILE,
     METRICS_FILE,
-    MetricsTail,
     display_name,
     is_being_written,
     read_config,

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.resources import runs_dir
+from core.run_curves import read_curves
 from core.run_history import (
     comparison_table,
     delete_run,
@@ -44,7 +45,6 @@ from core.runs import (
     is_being_written,
     list_runs,
     new_run_dir,
-    read_curves,
     read_run,
     set_display_name,
 )

@@ -40,7 +40,8 @@ from core.hparams import TrainConfig
 from core.presets import EXCLUDED_FIELDS
 from core.resources import runs_dir
 from core.resume import merge_resume
-from core.runs import CONFIG_FILE, read_curves, read_samples, tokens_per_step
+from core.run_curves import read_curves, tokens_per_step
+from core.runs import CONFIG_FILE, read_samples
 from landauer_gui import settings
 from landauer_gui.corpus_picker import CorpusPicker
 from landauer_gui.device_picker import DeviceCombo

@@ -11,15 +11,14 @@ import pytest
 
 import core.runs as runs
 from core.resources import runs_dir
+from core.run_curves import MetricsTail, TailUpdate, read_curves
 from core.runs import (
     METRICS_FILE,
-    MetricsTail,
     MetricsWriter,
     RunFolderError,
     checkpoint_name,
     list_runs,
     new_run_dir,
-    read_curves,
     read_run,
     step_from_name,
     write_config,
@@ -147,7 +146,7 @@ def test_follow_appends_half_lines_and_rewrites(tmp_path):
 
     path.unlink()
     assert tail.poll().restarted  # gone: whoever follows drops the curves
-    assert tail.poll() == runs.TailUpdate([])
+    assert tail.poll() == TailUpdate([])
 
 
 def _full_disk_writer(monkeypatch):

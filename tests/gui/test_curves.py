@@ -8,7 +8,7 @@ from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtGui import QMouseEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication
 
-from core.runs import read_curves
+from core.run_curves import read_curves
 from landauer_gui.curve_data import RunCurves, SeriesBuffer
 from landauer_gui.plots import MetricsPlot
 from tests.test_runs import fake_run

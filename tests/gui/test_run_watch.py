@@ -13,6 +13,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QInputDialog, QMessageBox
 
+import core.run_curves
 import core.runs
 from core.resources import runs_dir
 from core.run_history import (
@@ -54,8 +55,8 @@ def _start_cli(tmp_path: Path, run: Path) -> subprocess.Popen:
 def test_watching_a_run_that_a_cli_subprocess_trains(qtbot, window, tmp_path, monkeypatch):
     run = tmp_path / "cli-run"
     polls = []
-    real_poll = core.runs.MetricsTail.poll
-    monkeypatch.setattr(core.runs.MetricsTail, "poll",
+    real_poll = core.run_curves.MetricsTail.poll
+    monkeypatch.setattr(core.run_curves.MetricsTail, "poll",
                         lambda self: polls.append(time.monotonic()) or real_poll(self))
     proc = _start_cli(tmp_path, run)
     try:
