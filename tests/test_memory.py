@@ -28,6 +28,7 @@ from core.memory import (
 )
 from core.model import LandauerLLM
 from core.trainer import Trainer
+from tests.test_trainer import tiny as trainer_tiny
 
 REPO = Path(__file__).resolve().parents[1]
 TEXT = "the cat sat on the mat. the dog sat on the log. " * 30
@@ -37,11 +38,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny(tmp_path: Path, **kw) -> TrainConfig:
-    values = dict(data_path="tiny.txt", batch_size=4, seq_len=8, embed_dim=6, hidden_dim=12,
-                  num_layers=2, steps=3, save_every=0, eval_every=0, log_every=0,
-                  save_dir=str(tmp_path / "run"), device="cpu")
-    values.update(kw)
-    return TrainConfig(**values)
+    """The trainer tests' tiny run, 3 steps, with the default number of validation batches."""
+    return trainer_tiny(tmp_path, **{"data_path": "tiny.txt", "steps": 3,
+                                     "eval_batches": TrainConfig().eval_batches, **kw})
 
 
 @pytest.mark.parametrize("v, e, h, layers", [(65, 64, 256, 2), (3, 1, 1, 1), (300, 17, 33, 5)])
@@ -156,6 +155,7 @@ from core.data import Corpus
 from core.hparams import TrainConfig
 from core.memory import estimate_training_memory
 from core.trainer import Trainer
+from tests.test_trainer import tiny as trainer_tiny
 
 def status(key):
     return int(re.search(key + r":\s+(\d+)", open("/proc/self/status").read()).group(1)) * 1024

@@ -40,6 +40,7 @@ from core.reproduce import (
 from core.reproduce_cli import main
 from core.reproduce_report import SeedResult, corpus_facts, corpus_warning, summarize
 from core.trainer import Trainer
+from tests.test_trainer import tiny as trainer_tiny
 
 REPO = Path(__file__).resolve().parents[1]
 TEXT = "Now is the winter of our discontent made glorious summer by this sun of York. " * 40
@@ -107,11 +108,8 @@ def test_bundled_presets_hold_the_same_settings():
 
 
 def tiny(tmp_path: Path, **kw) -> TrainConfig:
-    values = dict(data_path="tiny.txt", batch_size=4, seq_len=8, embed_dim=6, hidden_dim=12,
-                  num_layers=2, steps=6, save_every=0, eval_every=2, eval_batches=3, log_every=0,
-                  save_dir=str(tmp_path / "run"), device="cpu")
-    values.update(kw)
-    return TrainConfig(**values)
+    """The trainer tests' tiny run, 6 steps, evaluated every 2 on 3 batches."""
+    return trainer_tiny(tmp_path, **{"data_path": "tiny.txt", "steps": 6, "eval_every": 2, "eval_batches": 3, **kw})
 
 
 def test_published_protocol_draws_a_new_batch_each_evaluation(tmp_path):
