@@ -273,9 +273,13 @@ if _ERROR is None:
                         g = gt[j] + c * ((h - before[j]) - (after[j] - h))
                         gz = (g + carry[j]) * (one - h * h)
                         gu[j] = gz
-                        gs[j] += float64(gz * hp * r)
-                        gb[j] += float64(gz)
                         carry[j] = gz * scale[j] * (r - hp * st[j])
+                    # the float64 sums in a loop of their own: fewer arrays per loop, so
+                    # LLVM's alias checks still admit vectors (the backward ~10% faster)
+                    for j in range(hidden):
+                        gz = gu[j]
+                        gs[j] += float64(gz * prev[j] * ct[j])
+                        gb[j] += float64(gz)
                     if scatter:
                         row = table_parts[part, tokens[t, b]]
                         for j in range(hidden):
