@@ -24,6 +24,11 @@ from landauer_gui.widgets import stretched_row
 FLUSH_MS = 40  # coalesce streamed characters: ~25 repaints a second whatever the rate
 
 
+def format_elapsed(seconds: float) -> str:
+    """``"38 ms"`` below a second (a fast sample is not "0.00 s"), else ``"1.23 s"``."""
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
 def _mono():
     return QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
 
@@ -82,7 +87,7 @@ class SampleOutput(QWidget):
         self._pending_probs: list[float] = []  # one per pending character when the stream is scored
         self._generated: list[str] = []  # flushed chunks, not single characters
         self._n_chars = 0
-        self._first_char_at: float | None = None
+        self._started_at: float | None = None  # when the user asked: the rate is what they waited for
         self._timer = QTimer(self)
         self._timer.setInterval(FLUSH_MS)
         self._timer.timeout.connect(self.flush)
@@ -110,7 +115,7 @@ class SampleOutput(QWidget):
     # -- streaming ------------------------------------------------------------------------
 
     def begin_stream(self) -> None:
-        self._first_char_at = None
+        self._started_at = time.perf_counter()
         self._live = True
         self._timer.start()
 
@@ -130,8 +135,6 @@ class SampleOutput(QWidget):
     def add(self, chars: str, prob: float | None = None) -> None:
         """Queue ``chars``; with ``prob`` (the model's probability of a single character)
         its background shows how surprising it was."""
-        if self._first_char_at is None:
-            self._first_char_at = time.perf_counter()
         self._pending.append(chars)
         if prob is not None:
             self._pending_probs.append(prob)
@@ -164,10 +167,10 @@ class SampleOutput(QWidget):
 
     def rate_text(self) -> str:
         n = self._n_chars
-        if self._first_char_at is None or n == 0:
+        if self._started_at is None or n == 0:
             return f"{n:,} characters"
-        elapsed = max(time.perf_counter() - self._first_char_at, 1e-6)
-        return f"{n:,} characters in {elapsed:.2f} s ({n / elapsed:,.0f} chars/s)"
+        elapsed = max(time.perf_counter() - self._started_at, 1e-6)
+        return f"{n:,} characters in {format_elapsed(elapsed)} ({n / elapsed:,.0f} chars/s)"
 
     def _append(self, text: str, prompt: bool, background: tuple[int, int, int] | None = None) -> None:
         bar = self.edit.verticalScrollBar()

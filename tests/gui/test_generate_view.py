@@ -16,6 +16,7 @@ from core.checkpoint import build_payload, save_checkpoint
 from core.model import LandauerLLM
 from landauer_gui.checkpoint_table import COL_LOSS, COL_RUN, COL_SIZE, COL_STEP, COL_VOCAB
 from landauer_gui.generate_view import GenerateView
+from landauer_gui.sample_output import format_elapsed
 
 TIMEOUT_MS = 60_000  # the first sample of a session compiles the CPU kernels
 
@@ -121,6 +122,7 @@ def test_golden_checkpoint_streams_a_sample(qtbot, view, golden_ckpt):
     assert view.output_text() == "ROMEO:" + text
     assert len(set(seen)) > 2, "the text should appear while it is produced, not all at the end"
     assert "chars/s" in view.status_text()
+    assert " 0.00 s" not in view.status_text() and " 0 ms" not in view.status_text()
     assert view.error_text() == ""
     assert view.generate_button.isEnabled() and not view.stop_button.isEnabled()
 
@@ -289,3 +291,9 @@ def test_shutdown_ends_a_running_sample(qtbot, golden_ckpt):
     assert not v.is_generating()
     v.generate()  # a closing view starts nothing new
     assert not v.is_generating()
+
+
+def test_elapsed_time_reads_in_milliseconds_below_a_second():
+    assert format_elapsed(0.0384) == "38 ms"
+    assert format_elapsed(0.9994) == "999 ms"
+    assert format_elapsed(1.234) == "1.23 s"
