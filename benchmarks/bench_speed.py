@@ -14,7 +14,9 @@ measured side by side much less so.
 Training: tokens/s of one optimisation step (forward, loss, backward, clip,
 Adam) as the trainer runs it (fused loss, numba kernels on CPU, compiled clip and
 Adam) vs the published step (per-step forward, the loss by plain autograd,
-``clip_grad_norm_``, default Adam).
+``clip_grad_norm_``, default Adam). Each round also times the fast step's
+matrix products alone: the published step's time over theirs is the ratio no
+scan could pass on this CPU (printed as the ceiling).
 Generation: chars/s of ``TextGenerator.stream`` vs the published loop
 (:func:`core.sampling.original_generate`): one per-step model call per character
 on the newest token with the carried state (linear time), softmax,
@@ -110,19 +112,24 @@ def bench_training(name: str, cfg: TrainConfig, corpus, rounds: int) -> dict:
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     for path in optimizers:  # warm-up: JIT compilation, allocator, caches
         step(path, 0)
+    products = step_products(cfg, corpus.vocab_size)
+    products()
     # a round: one untimed and five timed fast steps (as the trainer runs them, back to back),
-    # then one per-step step
+    # then one per-step step, then the fast step's matrix products alone
     fast_per_round = 5
-    times = {"fast": [], "per-step": []}
-    ratios = []
+    times = {"fast": [], "per-step": [], "products": []}
+    ratios, ceilings = [], []
     for r in range(rounds):
         step("fast", r)  # untimed: the first fast step after a per-step one pays for its leftovers
         t_fast = _timed(lambda r=r: [step("fast", r * fast_per_round + k) for k in range(fast_per_round)])
         t_fast /= fast_per_round
         t_ref = _timed(lambda r=r: step("per-step", r))
+        t_products = _timed(products)
         times["fast"].append(t_fast)
         times["per-step"].append(t_ref)
+        times["products"].append(t_products)
         ratios.append(t_ref / t_fast)
+        ceilings.append(t_ref / t_products)
     tokens = cfg.batch_size * cfg.seq_len
     return {
         "name": name,
@@ -133,7 +140,43 @@ def bench_training(name: str, cfg: TrainConfig, corpus, rounds: int) -> dict:
         "ref_ms": 1000 * statistics.median(times["per-step"]),
         "ratio": statistics.median(ratios),
         "ratio_range": (min(ratios), max(ratios)),
+        "products_ms": 1000 * statistics.median(times["products"]),
+        "ceiling": statistics.median(ceilings),
     }
+
+
+def step_products(cfg: TrainConfig, vocab: int):
+    """A function that runs the fast step's matrix products alone, on random data of their shapes.
+
+    They are the step's floor on a CPU whose products already run at the BLAS's
+    peak: the per-step time over theirs bounds the ratio any scan could reach.
+    The list mirrors :class:`core.fused_loss._Step` (first layer as a projected
+    vocabulary table, the other layers' biases added by the scan).
+    """
+    rows, hidden, embed, layers = cfg.batch_size * cfg.seq_len, cfg.hidden_dim, cfg.embed_dim, cfg.num_layers
+    g = torch.Generator().manual_seed(0)
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=g)
+
+    emb, w0, b0 = rand(vocab, embed), rand(hidden, embed), rand(hidden)
+    ws = [rand(hidden, hidden) for _ in range(layers - 1)]
+    head_w, head_b = rand(vocab, hidden), rand(vocab)
+    x, grad_rows, g_logits, g_table = rand(rows, hidden), rand(rows, hidden), rand(rows, vocab), rand(vocab, hidden)
+
+    def run():
+        torch.addmm(b0, emb, w0.t())
+        for w in ws:
+            torch.nn.functional.linear(x, w)
+        torch.addmm(head_b, x, head_w.t())
+        g_logits.t().mm(x)
+        g_logits.mm(head_w)
+        for w in ws:
+            grad_rows.t().mm(x)
+            grad_rows.mm(w)
+        g_table.t().mm(emb)
+        g_table.mm(w0)
+    return run
 
 
 def bench_generation(corpus, rounds: int, n_chars: int) -> dict:
@@ -302,11 +345,16 @@ def main(argv=None) -> int:
 
 def _print_training(args, corpus, rounds: int) -> None:
     print(f"{'training':<10} {'shape':<34} {'fast tok/s':>11} {'per-step tok/s':>15} {'ratio':>7}  (min-max)")
+    results = {}
     for name in args.configs.split(","):
-        r = bench_training(name, CONFIGS[name], corpus, rounds)
+        r = results[name] = bench_training(name, CONFIGS[name], corpus, rounds)
         print(f"{r['name']:<10} {r['shape']:<34} {r['fast_tok_s']:>11,.0f} {r['ref_tok_s']:>15,.0f} "
               f"{r['ratio']:>6.2f}x  ({r['ratio_range'][0]:.2f}-{r['ratio_range'][1]:.2f})  "
               f"[{r['fast_ms']:.1f} ms vs {r['ref_ms']:.1f} ms per step]")
+    for name in args.configs.split(","):
+        r = results[name]
+        print(f"  {name}: the fast step's matrix products alone take {r['products_ms']:.1f} ms: "
+              f"no scan could take the ratio past {r['ceiling']:.2f}x on this CPU")
     print()
 
 

@@ -123,3 +123,29 @@ def test_gradients_without_autograd_equal_the_autograd_node(backend, vocab):
     fused_grads(model, idx, targets, 0.3, 0.7, backend=backend)  # accumulates, as backward() does
     for name, p in model.named_parameters():
         torch.testing.assert_close(p.grad, 2 * expected[name], atol=1e-7, rtol=1e-6, msg=name)
+
+
+def test_the_benchmarks_product_floor_runs_the_steps_products():
+    """bench_speed's ceiling times the fast step's matrix products alone: the same FLOPs as the step."""
+    import importlib.util
+    from pathlib import Path
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from core.hparams import TrainConfig
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_speed.py"
+    spec = importlib.util.spec_from_file_location("bench_speed", path)
+    bench_speed = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_speed)
+
+    cfg = TrainConfig(batch_size=4, seq_len=8, embed_dim=6, hidden_dim=16, num_layers=3)
+    vocab = 11  # fewer symbols than batch positions: the first layer projects the vocabulary table
+    torch.manual_seed(0)
+    model = LandauerLLM.from_config(cfg.model_kwargs(vocab))
+    idx = torch.randint(0, vocab, (cfg.batch_size, cfg.seq_len))
+    with FlopCounterMode(display=False) as step_flops:
+        fused_grads(model, idx, idx, cfg.temperature, cfg.energy_weight)
+    with FlopCounterMode(display=False) as product_flops:
+        bench_speed.step_products(cfg, vocab)()
+    assert step_flops.get_total_flops() == product_flops.get_total_flops() > 0
