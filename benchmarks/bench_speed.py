@@ -57,7 +57,7 @@ from core.model import LandauerLLM  # noqa: E402
 from core.optimizer import ClippedAdam, make_optimizer  # noqa: E402
 from core.report import render_html  # noqa: E402
 from core.sampling import TextGenerator, original_generate  # noqa: E402
-from core.trainer import backward_step  # noqa: E402
+from core.train_step import backward_step  # noqa: E402
 
 CONFIGS = {
     # published defaults

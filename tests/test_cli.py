@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-import core.trainer as trainer_mod
+import core.train_step as train_step_mod
 from core.cli import generate_main, train_main, train_parser
 
 REPO = Path(__file__).resolve().parents[1]
@@ -102,14 +102,14 @@ def test_train_errors_exit_with_one_line(tmp_path, capsys):
 
 
 def test_train_nan_exits_non_zero(tmp_path, capsys, monkeypatch):
-    real = trainer_mod.fused_grads
+    real = train_step_mod.fused_grads
 
     def poisoned(*args, **kw):
         losses = real(*args, **kw)
         losses.total = losses.total * float("inf") * 0.0
         return losses
 
-    monkeypatch.setattr(trainer_mod, "fused_grads", poisoned)
+    monkeypatch.setattr(train_step_mod, "fused_grads", poisoned)
     assert train_main(tiny_args(tmp_path, "--steps", "3", "--eval-every", "0")) == 1
     _, err = capsys.readouterr()
     assert "nan" in err.lower()
@@ -163,7 +163,7 @@ def test_python_dash_m_entry_points(golden_dir, monkeypatch, capsys):
 
 def test_ctrl_c_stops_and_saves(tmp_path, capsys, monkeypatch):
     """The first SIGINT asks the trainer to stop: it saves a checkpoint and exits with 130."""
-    real = trainer_mod.fused_grads
+    real = train_step_mod.fused_grads
     calls = {"n": 0}
 
     def interrupt_at_step_two(*args, **kw):
@@ -172,7 +172,7 @@ def test_ctrl_c_stops_and_saves(tmp_path, capsys, monkeypatch):
             signal.raise_signal(signal.SIGINT)  # handled in the main thread, as a real Ctrl+C
         return real(*args, **kw)
 
-    monkeypatch.setattr(trainer_mod, "fused_grads", interrupt_at_step_two)
+    monkeypatch.setattr(train_step_mod, "fused_grads", interrupt_at_step_two)
     before = signal.getsignal(signal.SIGINT)
     code = train_main(tiny_args(tmp_path, "--steps", "1000", "--eval-every", "0"))
     out, err = capsys.readouterr()
@@ -219,7 +219,7 @@ def test_second_ctrl_c_during_a_save_aborts_cleanly(tmp_path, capsys, monkeypatc
     import core.checkpoint as ck
     from tests.test_checkpoint import FailingWriter
 
-    real_loss, real_writer = trainer_mod.fused_grads, ck._open_writer
+    real_loss, real_writer = train_step_mod.fused_grads, ck._open_writer
     state = {"step": 0, "armed": False}
 
     def first_ctrl_c_at_step_two(*args, **kw):
@@ -236,7 +236,7 @@ def test_second_ctrl_c_during_a_save_aborts_cleanly(tmp_path, capsys, monkeypatc
                 signal.raise_signal(signal.SIGINT)  # lands inside torch.save's writer
             return self.f.write(data)
 
-    monkeypatch.setattr(trainer_mod, "fused_grads", first_ctrl_c_at_step_two)
+    monkeypatch.setattr(train_step_mod, "fused_grads", first_ctrl_c_at_step_two)
     monkeypatch.setattr(ck, "_open_writer", lambda fd: SecondCtrlC(real_writer(fd), 1 << 40, 0))
     before = signal.getsignal(signal.SIGINT)
     code = train_main(tiny_args(tmp_path, "--steps", "1000", "--eval-every", "0", "--save-every", "1"))

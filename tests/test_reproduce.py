@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import core.trainer as trainer_mod
+import core.train_step as train_step_mod
 from core.data import Corpus, load_corpus
 from core.events import EvalMetrics, StepMetrics
 from core.hparams import TrainConfig
@@ -323,7 +323,7 @@ def test_python_dash_m_launcher(monkeypatch, capsys):
 
 
 def test_ctrl_c_stops_and_keeps_finished_seeds(tmp_path, small_corpus, capsys, monkeypatch):
-    real = trainer_mod.fused_grads
+    real = train_step_mod.fused_grads
     calls = {"n": 0}
 
     def interrupt_in_the_second_seed(*args, **kw):
@@ -332,7 +332,7 @@ def test_ctrl_c_stops_and_keeps_finished_seeds(tmp_path, small_corpus, capsys, m
             signal.raise_signal(signal.SIGINT)  # handled in the main thread, as a real Ctrl+C
         return real(*args, **kw)
 
-    monkeypatch.setattr(trainer_mod, "fused_grads", interrupt_in_the_second_seed)
+    monkeypatch.setattr(train_step_mod, "fused_grads", interrupt_in_the_second_seed)
     before = signal.getsignal(signal.SIGINT)
     code = main(cli_args(tmp_path, small_corpus, "--json", str(tmp_path / "r.json")))
     err = capsys.readouterr().err

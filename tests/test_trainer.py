@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import core.train_step as train_step_mod
 import core.trainer as trainer_mod
 from core.checkpoint import CheckpointError, load_checkpoint, load_model
 from core.data import Corpus
@@ -194,7 +195,7 @@ def test_stop_before_first_step_saves_nothing(tmp_path, corpus):
 
 
 def test_nan_loss_fails_and_keeps_the_last_good_checkpoint(tmp_path, corpus, monkeypatch):
-    real = trainer_mod.fused_grads
+    real = train_step_mod.fused_grads
     calls = {"n": 0}
 
     def poisoned(*args, **kw):
@@ -204,7 +205,7 @@ def test_nan_loss_fails_and_keeps_the_last_good_checkpoint(tmp_path, corpus, mon
             losses.total = losses.total * float("nan")
         return losses
 
-    monkeypatch.setattr(trainer_mod, "fused_grads", poisoned)
+    monkeypatch.setattr(train_step_mod, "fused_grads", poisoned)
     trainer = Trainer(tiny(tmp_path, steps=10, save_every=2), corpus)
     digests = {}
     events = []

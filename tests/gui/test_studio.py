@@ -13,7 +13,7 @@ import pytest
 import torch
 from PySide6.QtCore import QByteArray, Qt
 
-import core.trainer
+import core.train_step
 from core.hparams import TrainConfig
 from landauer_gui import app as studio_app
 from landauer_gui import settings
@@ -308,7 +308,7 @@ def test_resume_refuses_unusable_checkpoints(qtbot, window, tmp_path, golden_dir
 
 
 def test_nan_loss_is_reported_and_the_window_stays_usable(qtbot, window, monkeypatch):
-    real = core.trainer.fused_grads
+    real = core.train_step.fused_grads
     calls = {"n": 0}
 
     def diverging(*args, **kw):
@@ -318,7 +318,7 @@ def test_nan_loss_is_reported_and_the_window_stays_usable(qtbot, window, monkeyp
             return type(losses)(losses.total * float("nan"), losses.content, losses.energy)
         return losses
 
-    monkeypatch.setattr(core.trainer, "fused_grads", diverging)
+    monkeypatch.setattr(core.train_step, "fused_grads", diverging)
     tv = window.train_view
     tv.form.set_values(tv.form.values().replace(eval_every=0))
     tv.start()
