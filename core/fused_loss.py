@@ -172,7 +172,7 @@ def _params(model: LandauerLLM) -> list[torch.Tensor]:
 
 
 def _step(model, params, idx, targets, temperature, energy_weight, backend) -> _Step:
-    use_numba = use_numba_for(params[0], backend) and loss_numba.available()
+    use_numba = use_numba_for(params[0], backend)  # the loss kernels need what the scan kernels need
     return _Step(model, params, idx, targets, float(temperature), float(energy_weight), use_numba)
 
 

@@ -28,16 +28,14 @@ _ERROR = scan_numba.unavailable_reason()
 
 
 def available() -> bool:
-    return _ERROR is None and scan_numba.available()
+    return scan_numba.available()
 
 
 if _ERROR is None:
-    import numba
     import numpy as np
     from numba import float32, float64, njit, prange
 
-    _JIT = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
-    _POLY = dict(_JIT, fastmath={"contract"})
+    from core.scan_numba import _JIT, _POLY, _add_parts
     _E2, _E3, _E4, _E5, _E6 = 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720
     _E7, _E8, _E9, _E10 = 1.0 / 5040, 1.0 / 40320, 1.0 / 362880, 1.0 / 3628800
     _E11, _E12 = 1.0 / 39916800, 1.0 / 479001600
@@ -115,15 +113,7 @@ if _ERROR is None:
                     row[v] = g
                     col[v] += float64(g)
             column_parts[part] += col
-        for v in range(columns.shape[0]):
-            total = 0.0
-            for part in range(column_parts.shape[0]):
-                total += column_parts[part, v]
-            columns[v] = float32(total)
-
-
-def _parts(rows: int) -> int:
-    return max(1, min(numba.get_num_threads(), rows))
+        _add_parts(column_parts, columns)
 
 
 def softmax_loss_(logits: torch.Tensor, targets: torch.Tensor) -> float:
@@ -131,13 +121,15 @@ def softmax_loss_(logits: torch.Tensor, targets: torch.Tensor) -> float:
 
     ``logits`` float32 and contiguous on CPU, ``targets (N,)`` int64.
     """
-    parts = np.zeros(_parts(logits.size(0)), dtype=np.float64)
-    return float(_forward_kernel(logits.detach().numpy(), targets.numpy(), parts))
+    parts = np.zeros(scan_numba.thread_parts(logits.size(0)), dtype=np.float64)
+    with scan_numba.KERNEL_LOCK:
+        return float(_forward_kernel(logits.detach().numpy(), targets.numpy(), parts))
 
 
 def softmax_grad_(probs: torch.Tensor, targets: torch.Tensor, scale: float) -> torch.Tensor:
     """Turn ``probs`` into the loss gradient ``(probs - one_hot) * scale`` in place; returns its column sums."""
-    parts = np.zeros((_parts(probs.size(0)), probs.size(1)), dtype=np.float64)
+    parts = np.zeros((scan_numba.thread_parts(probs.size(0)), probs.size(1)), dtype=np.float64)
     columns = torch.empty(probs.size(1))
-    _backward_kernel(probs.detach().numpy(), targets.numpy(), float(scale), parts, columns.numpy())
+    with scan_numba.KERNEL_LOCK:
+        _backward_kernel(probs.detach().numpy(), targets.numpy(), float(scale), parts, columns.numpy())
     return columns

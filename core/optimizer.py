@@ -28,7 +28,7 @@ if _ERROR is None:
     import numpy as np
     from numba import float32, float64, njit
 
-    _JIT = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
+    from core.scan_numba import _JIT
 
     # A float64 sum of squares, reordered (vectorised): its rounding is far below float32's.
     @njit(**dict(_JIT, fastmath={"reassoc", "contract"}))
@@ -162,7 +162,7 @@ class ClippedAdam:
 def _compiled_ok(optimizer: torch.optim.Optimizer, params: list[torch.Tensor]) -> bool:
     """Whether the compiled update may stand in for ``optimizer.step()``: a fused Adam (the
     choice of :func:`make_optimizer`; a default Adam keeps its own loop) on float32 CPU tensors."""
-    if _ERROR is not None or not scan_numba.available() or type(optimizer) is not torch.optim.Adam:
+    if not scan_numba.available() or type(optimizer) is not torch.optim.Adam:
         return False
     if not optimizer.defaults.get("fused"):
         return False

@@ -38,17 +38,16 @@ MAX_CHUNK = 256  # ... then chunks grow to this, about a millisecond of work for
 
 def available() -> bool:
     """Whether the kernel can run (numba imported and not disabled)."""
-    return _ERROR is None and scan_numba.available()
+    return scan_numba.available()
 
 
 if _ERROR is None:
     import numpy as np
     from numba import float32, float64, njit
 
-    from core.scan_numba import _cos, _tanh
+    # _JIT: strict float32 arithmetic (no fastmath) so each cell rounds as the published code.
+    from core.scan_numba import _JIT, _cos, _tanh
 
-    # Strict float32 arithmetic (no fastmath) so each cell rounds as the published code.
-    _JIT = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
     # Matrix-vector products may reorder their sums (like any BLAS): still float32, and
     # closer to the exact sums than a sequential loop.
     _MATVEC = dict(_JIT, fastmath={"reassoc", "contract"})

@@ -118,10 +118,10 @@ class TextGenerator:
         if self.backend == "torch":
             return False
         p = next(self.model.parameters())
-        fits = p.device.type == "cpu" and p.dtype == torch.float32
-        if self.backend == "kernel" and not (fits and sample_kernel.available()):
+        usable = p.device.type == "cpu" and p.dtype == torch.float32 and sample_kernel.available()
+        if self.backend == "kernel" and not usable:
             raise RuntimeError("the sampling kernel needs numba and a float32 model on the CPU")
-        return fits and sample_kernel.available()
+        return usable
 
     def encode(self, prompt: str) -> list[int]:
         return encode_prompt(prompt, self.stoi)

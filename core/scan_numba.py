@@ -68,7 +68,7 @@ if _ERROR is None:
 
 # The work-queue threading layer must not be entered from two threads at once
 # (training and prompt conditioning in the studio can overlap).
-_LOCK = threading.Lock()
+KERNEL_LOCK = threading.Lock()
 
 
 def available() -> bool:
@@ -307,6 +307,11 @@ if _ERROR is None:
         return out
 
 
+def thread_parts(n: int) -> int:
+    """Into how many parts a kernel splits ``n`` independent rows: one per numba thread, at most ``n``."""
+    return max(1, min(numba.get_num_threads(), n))
+
+
 def _np(t: torch.Tensor):
     return t.detach().numpy()
 
@@ -356,7 +361,7 @@ def forward(u: torch.Tensor | None, h0: torch.Tensor, scale: torch.Tensor, angle
     u_np = _EMPTY3 if gather else _np(u)
     table_np = _np(table) if gather else _EMPTY2
     tokens_np = _np(tokens) if gather else _NO_TOKENS
-    with _LOCK:
+    with KERNEL_LOCK:
         _forward_kernel(u_np, _EMPTY1 if bias is None else _np(bias), table_np, tokens_np, _np(h0), _np(scale.contiguous()), angles_np, base, sin_base,
                         cos_base, out.numpy(), cos_a.numpy(), sin_a.numpy(), keep, sq_rows, sq_total)
     sq_sum = float(sq_total[0]) if inertia else None
@@ -374,7 +379,7 @@ def backward(grad_trace, h0, scale, trace, cos_a, sin_a, inertia_coef: float = 0
     """
     batch, hidden = h0.shape
     scatter = tokens is not None
-    parts = max(1, min(numba.get_num_threads(), batch))
+    parts = thread_parts(batch)
     grad_u = None if scatter else torch.empty_like(trace)
     grad_h0 = torch.empty_like(h0)
     s_parts = np.zeros((parts, hidden), dtype=np.float64)
@@ -382,7 +387,7 @@ def backward(grad_trace, h0, scale, trace, cos_a, sin_a, inertia_coef: float = 0
     table_parts = np.zeros((parts, vocab, hidden) if scatter else (0, 0, 0), dtype=np.float64)
     grad_s, grad_b = torch.empty(hidden), torch.empty(hidden)
     grad_table = torch.empty(vocab, hidden) if scatter else None
-    with _LOCK:
+    with KERNEL_LOCK:
         _backward_kernel(_np(grad_trace), _np(h0), _np(scale.contiguous()), _np(trace), _np(cos_a), _np(sin_a),
                          float(inertia_coef), _EMPTY3 if scatter else grad_u.numpy(),
                          _np(tokens) if scatter else _NO_TOKENS, table_parts, grad_h0.numpy(), s_parts, b_parts,

@@ -12,29 +12,26 @@ import torch
 
 from core.fused_loss import fused_grads
 from core.hparams import TrainConfig
-from core.model import LandauerLLM, compute_losses
+from core.model import LandauerLLM
 from core.optimizer import ClippedAdam
 
 
 def backward_step(model: LandauerLLM, update: ClippedAdam, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
-                  forward=None, *, loss_fn=None, average=None) -> tuple[float, float, float, float]:
+                  *, loss_fn=None, average=None) -> tuple[float, float, float, float]:
     """Loss and gradients of one batch, clipped as published; the caller then calls ``update.step()``.
 
     Returns ``(total, content, energy, grad_norm)`` as floats (one device sync).
-    ``forward`` defaults to the fast path (:func:`~core.fused_loss.fused_grads`);
-    the benchmark passes the per-step reference to time both on identical work.
-    Distributed training passes ``loss_fn`` (the fused loss through DDP) and
-    ``average`` (turns this rank's losses into the global batch's, in place).
+    The losses come from the fast path (:func:`~core.fused_loss.fused_grads`) unless
+    ``loss_fn(x, y, temperature, energy_weight)`` gives them, differentiated by
+    autograd: the benchmark passes the published step's loss to time both on
+    identical work, distributed training the fused loss through DDP (and
+    ``average``, which turns this rank's losses into the global batch's, in place).
     """
     update.zero_grad()
-    if loss_fn is None and forward is None:
+    if loss_fn is None:
         losses = fused_grads(model, x, y, cfg.temperature, cfg.energy_weight)  # no autograd needed
     else:
-        if loss_fn is not None:
-            losses = loss_fn(x, y, cfg.temperature, cfg.energy_weight)
-        else:
-            logits, trace, _ = forward(x)
-            losses = compute_losses(logits, y, trace, cfg.temperature, cfg.energy_weight)
+        losses = loss_fn(x, y, cfg.temperature, cfg.energy_weight)
         losses.total.backward()
     norm = update.clip()  # the norm is already global: DDP averaged the gradients
     values = torch.stack([losses.total.detach(), losses.content.detach(), losses.energy.detach()])
