@@ -15,6 +15,11 @@ from pathlib import Path
 TEMP_SUFFIX = ".tmp"
 
 
+def is_temp_name(name: str) -> bool:
+    """Whether ``name`` is one of :func:`create_temp`'s files (an atomic write in progress or left behind)."""
+    return name.startswith(".") and name.endswith(TEMP_SUFFIX)
+
+
 def create_temp(directory: Path, name: str) -> tuple[int, Path]:
     """A new hidden file beside the target, created with the usual permissions (umask applies)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)

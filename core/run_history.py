@@ -16,16 +16,14 @@ from typing import Any
 
 from core.runs import (
     CONFIG_FILE,
-    DISPLAY_NAME_FILE,
     METRICS_FILE,
-    SAMPLES_FILE,
-    STEP_FILE_RE,
-    WRITER_FILE,
     RunFolderError,
     RunRecord,
     display_name,
     is_being_written,
     is_number,
+    is_run_dir,
+    is_run_file,
     read_config,
 )
 
@@ -37,13 +35,13 @@ def folder_kind(path: str | os.PathLike) -> str | None:
     path = Path(path)
     if not path.is_dir():
         return None
-    if (path / CONFIG_FILE).is_file() or (path / METRICS_FILE).is_file():
+    if is_run_dir(path):
         return "run"
     try:
         children = [p for p in path.iterdir() if p.is_dir()]
     except OSError:
         return None
-    if any((p / CONFIG_FILE).is_file() or (p / METRICS_FILE).is_file() for p in children):
+    if any(is_run_dir(p) for p in children):
         return "runs"
     return None
 
@@ -57,15 +55,6 @@ def not_a_run_message(path: str | os.PathLike) -> str:
         return f"{path} is a file, not a run folder"
     return (f"{path} is not a run folder: it has no {CONFIG_FILE} or {METRICS_FILE}, "
             "and no run folders inside")
-
-
-def _is_run_file(name: str) -> bool:
-    """Files a run folder's writers create (temps of atomic writes included)."""
-    if name in (CONFIG_FILE, METRICS_FILE, SAMPLES_FILE, WRITER_FILE, DISPLAY_NAME_FILE):
-        return True
-    if STEP_FILE_RE.fullmatch(name):
-        return True
-    return name.startswith(".") and name.endswith(".tmp")
 
 
 def folder_size(path: str | os.PathLike) -> int:
@@ -95,7 +84,7 @@ def delete_run(run_dir: str | os.PathLike) -> list[Path]:
     kept: list[Path] = []
     try:
         for p in sorted(path.iterdir()):
-            if p.is_file() and not p.is_symlink() and _is_run_file(p.name):
+            if p.is_file() and not p.is_symlink() and is_run_file(p.name):
                 p.unlink()
             else:
                 kept.append(p)

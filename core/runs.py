@@ -35,7 +35,7 @@ from typing import Any
 
 from core import __version__
 from core.events import SampleText
-from core.files import atomic_write_text
+from core.files import atomic_write_text, is_temp_name
 from core.resources import runs_dir
 
 CONFIG_FILE = "config.json"
@@ -172,6 +172,7 @@ class MetricsWriter:
     """
 
     FILE = METRICS_FILE
+    MARKS_WRITER = True  # writes writer.json: the run's one mark of who writes it
 
     def __init__(self, run_dir: str | os.PathLike, start_step: int = 0):
         self.path = Path(run_dir) / self.FILE
@@ -182,7 +183,7 @@ class MetricsWriter:
             self._fd: int | None = os.open(self.path, flags)
         except OSError as exc:
             raise _write_error(self.path, exc) from exc
-        self._mark = _write_writer_mark(self.path.parent)
+        self._mark = _write_writer_mark(self.path.parent) if self.MARKS_WRITER else None
 
     def _kept(self, start_step: int) -> list[str]:
         """The lines of an earlier run to keep: the complete records up to ``start_step``."""
@@ -228,6 +229,7 @@ class SamplesWriter(MetricsWriter):
     keeps the samples up to S)."""
 
     FILE = SAMPLES_FILE
+    MARKS_WRITER = False  # the metrics writer beside it marks the run
 
     def add(self, sample: SampleText) -> None:
         self.record("sample", {"step": sample.step, "prompt": sample.prompt, "text": sample.text})
@@ -313,11 +315,24 @@ class RunRecord:
         return steps if isinstance(steps, int) else None
 
 
+def is_run_dir(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a run folder: it holds a config.json or a metrics.jsonl."""
+    path = Path(path)
+    return (path / CONFIG_FILE).is_file() or (path / METRICS_FILE).is_file()
+
+
+def is_run_file(name: str) -> bool:
+    """Whether a file of this name in a run folder is one its writers create (atomic writes' temps included)."""
+    if name in (CONFIG_FILE, METRICS_FILE, SAMPLES_FILE, WRITER_FILE, DISPLAY_NAME_FILE):
+        return True
+    return bool(STEP_FILE_RE.fullmatch(name)) or is_temp_name(name)
+
+
 def read_run(path: str | os.PathLike) -> RunRecord | None:
     """The record of one folder, or None when it is not a run (no config.json nor metrics.jsonl)."""
     path = Path(path)
-    config_file, metrics_file = path / CONFIG_FILE, path / METRICS_FILE
-    if not (config_file.is_file() or metrics_file.is_file()):
+    metrics_file = path / METRICS_FILE
+    if not is_run_dir(path):
         return None
     rec = RunRecord(path=path, display_name=display_name(path))
     info = read_config(path)
