@@ -47,8 +47,7 @@ def load_unless_cached(path: str, device: str, key: tuple, cached: tuple | None
         return None, cached
     from core.checkpoint import load_model
 
-    model, itos, info = load_model(path, device)
-    itos = {int(k): v for k, v in itos.items()}
+    model, itos, info = load_model(path, device)  # itos keys are ints (validated)
     return Loaded(key, model, itos, info), (model, itos, info)
 
 

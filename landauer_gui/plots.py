@@ -226,11 +226,7 @@ class MetricsPlot(QWidget):
         """Fit both plots to their curves and follow new points again."""
         for p in (self.content_plot, self.energy_plot):
             p.enableAutoRange(y=True)
-        span = self._x_span()
-        if span is not None:
-            self.content_plot.setXRange(*span, padding=0.02)
-        else:
-            self.content_plot.enableAutoRange(x=True)
+        self._apply_x_span()
         self._dirty = True
 
     def set_step_range(self, first: int, last: int) -> None:
@@ -238,6 +234,10 @@ class MetricsPlot(QWidget):
         the axis is not re-laid out on every redraw. Panning or zooming still works; an empty
         span restores automatic range."""
         self._span = (first, last) if last > first else None
+        self._apply_x_span()
+
+    def _apply_x_span(self) -> None:
+        """Show the live run's span on the x axis, or let the axis fit the curves when there is none."""
         span = self._x_span()
         if span is not None:
             self.content_plot.setXRange(*span, padding=0.02)

@@ -62,7 +62,6 @@ class RunWatch(QFrame):
 
     message = Signal(str)  # for the status bar
     error = Signal(str)  # for the banner
-    watching_changed = Signal(bool)
 
     def __init__(self, view: Any, parent: QWidget | None = None):
         super().__init__(parent or view)
@@ -135,7 +134,6 @@ class RunWatch(QFrame):
         self.poll()
         self._timer.start()
         self.show()
-        self.watching_changed.emit(True)
         self.message.emit(f"Watching {display_name(path)}")
         return True
 
@@ -151,7 +149,6 @@ class RunWatch(QFrame):
         self._reset()
         self.hide()
         self._view.controls.stats.setText("Not running")
-        self.watching_changed.emit(False)
 
     def forget(self, paths: list[Path]) -> None:
         """Stop quietly if the watched run is among ``paths`` (deleted on purpose)."""

@@ -40,6 +40,7 @@ from core.run_history import (
     not_a_run_message,
 )
 from core.runs import (
+    METRICS_FILE,
     RunFolderError,
     RunRecord,
     is_being_written,
@@ -293,7 +294,7 @@ class RunsPanel(QWidget):
     def _curves_of(self, rec: RunRecord) -> RunCurves:
         """Curves read once per version of the run's metrics file."""
         try:
-            st = (rec.path / "metrics.jsonl").stat()
+            st = (rec.path / METRICS_FILE).stat()
             stamp = (st.st_mtime_ns, st.st_size, rec.display_name)
         except OSError:
             stamp = (0, 0, rec.display_name)

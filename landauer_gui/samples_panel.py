@@ -91,9 +91,6 @@ class SamplesPanel(QWidget):
         self._follow = True
         self._reset_slider(len(self._samples) - 1)
 
-    def clear(self, source: int = LIVE, label: str = "current run") -> None:
-        self.set_samples([], source, label)
-
     def add_sample(self, sample: SampleText) -> None:
         """A new sample of the live run (ignored while a past run's samples are shown)."""
         if self.source != LIVE:

@@ -40,7 +40,7 @@ from core.hparams import TrainConfig
 from core.presets import EXCLUDED_FIELDS
 from core.resources import runs_dir
 from core.resume import merge_resume
-from core.run_curves import read_curves, tokens_per_step
+from core.run_curves import read_curves
 from core.runs import CONFIG_FILE, read_samples
 from landauer_gui import settings
 from landauer_gui.corpus_picker import CorpusPicker
@@ -370,7 +370,8 @@ class TrainView(BannerErrors, QWidget):
         self.log.log_every = cfg.log_every
         start_step = self._resume_step if self._resume_path else 0
         self.plot.clear()
-        self.plot.set_tokens_per_step(tokens_per_step(cfg.to_dict()))
+        tokens = cfg.batch_size * cfg.seq_len  # characters a step reads
+        self.plot.set_tokens_per_step(tokens)
         self._live_samples = []
         if self._resume_path:
             # Show the curve and samples so far; the trainer drops records past the checkpoint's step.
@@ -379,7 +380,7 @@ class TrainView(BannerErrors, QWidget):
         self._show_live_samples()
         self.banner.hide()
         self.log.appendPlainText(f"Run folder: {run_dir}")
-        self.controls.run(Trainer(cfg, corpus=corpus), start_step, cfg.steps, cfg.batch_size * cfg.seq_len)
+        self.controls.run(Trainer(cfg, corpus=corpus), start_step, cfg.steps, tokens)
         self._update_controls()
         self.running_changed.emit(True)
         self.status_message.emit(f"Training in {run_dir.name}")
