@@ -19,6 +19,7 @@ from core.memory import MemoryVerdict, check_memory, estimate_training_memory, f
 from landauer_gui.device_picker import AUTO
 from landauer_gui.engine import engine
 from landauer_gui.param_form import ERROR_COLOR
+from landauer_gui.widgets import sentence
 
 DEBOUNCE_MS = 150
 WARN_COLOR = "#a15c00"
@@ -27,10 +28,6 @@ WAITING_TEXT = "Memory: …"
 # What the hint needs: the form's config (None while it has errors), the loaded corpus
 # (anything with ``vocab_size`` and ``characters``; None while it is read) and the device name.
 Inputs = Callable[[], tuple[Any, Any, str]]
-
-
-def _sentence(text: str) -> str:
-    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
 
 class MemoryHint(QLabel):
@@ -98,6 +95,6 @@ class MemoryHint(QLabel):
             self.setStyleSheet("")
         else:
             color, mark = (ERROR_COLOR, "✖") if v.level == "refuse" else (WARN_COLOR, "⚠")
-            self.setText(f"{mark} {_sentence(v.message)}")
+            self.setText(f"{mark} {sentence(v.message)}")
             self.setStyleSheet(f"color: {color};")
         self.setVisible(bool(self.text()))

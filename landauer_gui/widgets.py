@@ -6,6 +6,11 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QWidget
 
 
+def sentence(text: str) -> str:
+    """A message as a sentence: capital first letter, final period."""
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
 def stretched_row(main: QWidget, *rest: QWidget) -> QHBoxLayout:
     """A row where ``main`` takes the spare width and ``rest`` (buttons, a label) keep theirs."""
     row = QHBoxLayout()

@@ -26,7 +26,7 @@ SEQUENTIAL = ((255, 255, 255), (255, 236, 179), (253, 174, 97), (230, 85, 13), (
 DIVERGING = ((49, 54, 149), (116, 173, 209), (255, 255, 255), (244, 109, 67), (165, 0, 38))
 
 
-def _ramp(stops: tuple[tuple[int, int, int], ...], t: np.ndarray) -> np.ndarray:
+def ramp(stops: tuple[tuple[int, int, int], ...], t: np.ndarray) -> np.ndarray:
     """Piecewise-linear interpolation of ``stops`` at ``t`` in [0, 1]."""
     stops_a = np.asarray(stops, dtype=np.float64)
     xs = np.linspace(0.0, 1.0, len(stops_a))
@@ -64,10 +64,10 @@ class ColourScale:
             out[:] = np.asarray(self.colours, dtype=np.float64)[np.minimum(idx, len(self.colours) - 1)]
         elif self.kind == "diverging":
             span = self.high if self.high > 0 else 1.0
-            out[:] = _ramp(DIVERGING, np.clip(0.5 + 0.5 * vv / span, 0.0, 1.0))
+            out[:] = ramp(DIVERGING, np.clip(0.5 + 0.5 * vv / span, 0.0, 1.0))
         else:
             span = self.high - self.low if self.high > self.low else 1.0
-            out[:] = _ramp(SEQUENTIAL, np.clip((vv - self.low) / span, 0.0, 1.0))
+            out[:] = ramp(SEQUENTIAL, np.clip((vv - self.low) / span, 0.0, 1.0))
         out[missing] = NO_VALUE
         return out.round().astype(np.uint8)
 

@@ -25,20 +25,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from landauer_gui.explore.colours import DIVERGING, robust_high
-from landauer_gui.explore.plot_cache import cache_axes
+from landauer_gui.explore.colours import DIVERGING, ramp, robust_high
+from landauer_gui.explore.plot_cache import cache_axes, follow_window
 
 UNIT_ROLE = Qt.ItemDataRole.UserRole
 MAX_LISTED = 40
-WINDOW_PAGES = 4  # the x range spans this many screens of text, as the tracks' does
 MIN_WINDOW = 4096  # characters drawn at least; the image holds a window, not the whole text
 
 
 def _lookup_table() -> np.ndarray:
-    stops = np.asarray(DIVERGING, dtype=np.float64)
-    xs = np.linspace(0, 1, len(stops))
-    t = np.linspace(0, 1, 256)
-    return np.stack([np.interp(t, xs, stops[:, c]) for c in range(3)], axis=1).astype(np.uint8)
+    return ramp(DIVERGING, np.linspace(0, 1, 256)).astype(np.uint8)
 
 
 class HiddenHeatmap(QWidget):
@@ -198,12 +194,9 @@ class HiddenHeatmap(QWidget):
         self._wanted = (first, last)
         self._fill(first, last)
         lo, hi = self.plot.viewRange()[0]
-        span = last - first
-        width = min(WINDOW_PAGES * span, max(self._n_text, span))
-        n = self._n_text
-        if max(0, first - span // 2) < lo or min(n, last + span // 2) > hi or hi - lo > 2 * width:
-            a = max(0, min(first - (width - span) // 2, n - width))
-            self.plot.setXRange(a - 0.5, a + width - 0.5, padding=0)
+        window = follow_window(lo, hi, first, last, self._n_text)
+        if window is not None:
+            self.plot.setXRange(*window, padding=0)
 
     def show_span(self, start: int, end: int) -> None:
         self.region.setVisible(end > start)

@@ -32,6 +32,7 @@ from landauer_gui.explore.colours import (
 )
 from landauer_gui.explore.text_pane import newline_positions
 from landauer_gui.generation import Problem, load_unless_cached
+from landauer_gui.widgets import sentence
 
 # States of every layer cost L*H floats per character; beyond this many floats
 # (128 MB) only a leading window of the text keeps them.
@@ -92,8 +93,7 @@ def _worded(exc: Exception, name: str) -> str:
 
     if isinstance(exc, CheckpointError):
         return str(exc)
-    text = str(exc)
-    return f"Cannot analyse with {name}: {text[:1].upper() + text[1:]}" + ("" if text.endswith(".") else ".")
+    return f"Cannot analyse with {name}: {sentence(str(exc))}"
 
 
 def hidden_window(n_chars: int, layers: int, width: int, budget: int = HIDDEN_BUDGET) -> int:

@@ -15,10 +15,9 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from landauer_gui.explore.colours import robust_high
-from landauer_gui.explore.plot_cache import cache_axes
+from landauer_gui.explore.plot_cache import cache_axes, follow_window
 
 CURSOR_PEN = pg.mkPen(20, 20, 20, width=1.5)
-WINDOW_PAGES = 4  # the x range spans this many screens of text, so scrolling rarely moves the axes
 HOVER_PEN = pg.mkPen(60, 110, 220, width=1, style=Qt.PenStyle.DashLine)
 
 
@@ -102,13 +101,9 @@ class TrackPlots(QWidget):
         for band in self.bands:
             band.setRegion((first - 0.5, last - 0.5))
             band.show()
-        lo, hi = self.x_range()
-        span = last - first
-        margin = span // 2
-        width = min(WINDOW_PAGES * span, max(self._n, span))  # a short text is shown whole
-        if max(0, first - margin) < lo or min(self._n, last + margin) > hi or hi - lo > 2 * width:
-            a = max(0, min(first - (width - span) // 2, self._n - width))
-            self.surprise_plot.setXRange(a - 0.5, a + width - 0.5, padding=0)
+        window = follow_window(*self.x_range(), first, last, self._n)
+        if window is not None:
+            self.surprise_plot.setXRange(*window, padding=0)
 
     def x_range(self) -> tuple[float, float]:
         lo, hi = self.surprise_plot.viewRange()[0]
