@@ -30,6 +30,17 @@ from landauer_gui.plots import MetricsPlot
 LIVE = 0  # the source index of the live run (the plot's run index too)
 
 
+def _insert(samples: list[SampleText], steps: list[int], sample: SampleText) -> int:
+    """Put ``sample`` in step order (replacing one of the same step); returns its index."""
+    i = bisect.bisect_left(steps, sample.step)
+    if i < len(steps) and steps[i] == sample.step:
+        samples[i] = sample
+    else:
+        samples.insert(i, sample)
+        steps.insert(i, sample.step)
+    return i
+
+
 def _shown_prompt(prompt: str) -> str:
     """The prompt with its new lines made visible (it is drawn grey, before the sample)."""
     return prompt.replace("\n", "⏎\n")
@@ -40,7 +51,8 @@ class SamplesPanel(QWidget):
 
     ``source`` says whose samples these are, as the plot counts runs (0: the live
     run, 1.. the past runs shown next to it), so a click on the curves can be
-    read on the right run's axis.
+    read on the right run's axis. The live run's samples are kept while a past
+    run's are shown, for :meth:`show_live`.
     """
 
     sample_shown = Signal(int, int)  # (source, step) of the sample now shown; step -1: none
@@ -49,6 +61,8 @@ class SamplesPanel(QWidget):
         super().__init__(parent)
         self._samples: list[SampleText] = []
         self._steps: list[int] = []
+        self._live: list[SampleText] = []  # the live run's samples, in step order, whatever is shown
+        self._live_steps: list[int] = []
         self.source = LIVE
         self.label = "current run"
         self._follow = True  # jump to each new sample while the slider is at the newest
@@ -84,23 +98,26 @@ class SamplesPanel(QWidget):
 
     def set_samples(self, samples: Iterable[SampleText], source: int = LIVE,
                     label: str = "current run") -> None:
-        """Show these samples (of run ``source``), the newest selected."""
+        """Show these samples (of run ``source``), the newest selected; for the live run,
+        they become its samples so far."""
         self._samples = sorted(samples, key=lambda s: s.step)
         self._steps = [s.step for s in self._samples]
+        if source == LIVE:
+            self._live, self._live_steps = list(self._samples), list(self._steps)
         self.source, self.label = source, label
         self._follow = True
         self._reset_slider(len(self._samples) - 1)
 
+    def show_live(self) -> None:
+        """Show the live run's samples again (after a past run's)."""
+        self.set_samples(self._live, source=LIVE)
+
     def add_sample(self, sample: SampleText) -> None:
-        """A new sample of the live run (ignored while a past run's samples are shown)."""
+        """A new sample of the live run: kept, and shown unless a past run's samples are."""
+        _insert(self._live, self._live_steps, sample)
         if self.source != LIVE:
             return
-        i = bisect.bisect_left(self._steps, sample.step)
-        if i < len(self._steps) and self._steps[i] == sample.step:
-            self._samples[i] = sample
-        else:
-            self._samples.insert(i, sample)
-            self._steps.insert(i, sample.step)
+        i = _insert(self._samples, self._steps, sample)
         newest = len(self._samples) - 1
         current = self.slider.value()
         self._reset_slider(newest if self._follow else current + (i <= current < newest))

@@ -157,7 +157,6 @@ class TrainView(BannerErrors, QWidget):
         self.bottom_tabs.addTab(self.samples, "Samples")
         link_to_plot(self.samples, self.plot)
         self.plot.clicked.connect(lambda _x: self.bottom_tabs.setCurrentWidget(self.samples))
-        self._live_samples: list[SampleText] = []
 
         right_top = QWidget(self)
         rt = QVBoxLayout(right_top)
@@ -372,12 +371,12 @@ class TrainView(BannerErrors, QWidget):
         self.plot.clear()
         tokens = cfg.batch_size * cfg.seq_len  # characters a step reads
         self.plot.set_tokens_per_step(tokens)
-        self._live_samples = []
+        so_far: list[SampleText] = []
         if self._resume_path:
             # Show the curve and samples so far; the trainer drops records past the checkpoint's step.
             self.plot.preload(read_curves(run_dir), start_step)
-            self._live_samples = [s for s in read_samples(run_dir) if s.step <= start_step]
-        self._show_live_samples()
+            so_far = [s for s in read_samples(run_dir) if s.step <= start_step]
+        self.samples.set_samples(so_far, source=LIVE)
         self.banner.hide()
         self.log.appendPlainText(f"Run folder: {run_dir}")
         self.controls.run(Trainer(cfg, corpus=corpus), start_step, cfg.steps, tokens)
@@ -413,7 +412,6 @@ class TrainView(BannerErrors, QWidget):
             elif isinstance(ev, EvalMetrics):
                 self.plot.add_eval(ev.step, ev.content, ev.energy)
             elif isinstance(ev, SampleText):
-                self._live_samples.append(ev)
                 self.samples.add_sample(ev)
             elif isinstance(ev, Started):
                 self.plot.set_step_range(0, ev.total_steps)
@@ -434,10 +432,7 @@ class TrainView(BannerErrors, QWidget):
         if runs and chosen:
             self.samples.set_samples(read_samples(chosen[0].path), source=1, label=chosen[0].name)
         else:
-            self._show_live_samples()
-
-    def _show_live_samples(self) -> None:
-        self.samples.set_samples(self._live_samples, source=LIVE)
+            self.samples.show_live()
 
     def _on_crash(self, detail: str) -> None:
         """An unexpected exception in the trainer: show it; the window stays usable."""

@@ -77,6 +77,8 @@ def test_a_past_runs_samples_follow_its_own_axis(linked):
     plot.set_x_mode("time")
     plot.clicked.emit(96.0)  # 48 s into the past run: its step 48
     assert panel.current_step() == 50 and plot.marker_x() == pytest.approx(100.0)
+    panel.show_live()  # back to the live run: the sample that came meanwhile is there
+    assert panel.source == 0 and [s.step for s in panel.samples()] == [400]
 
 
 def test_train_view_has_a_samples_tab_fed_by_the_run_and_by_history(qtbot, window):  # noqa: F811
