@@ -19,6 +19,7 @@ import numpy as np
 
 from core.runs import (
     METRICS_FILE,
+    config_part,
     is_number,
     json_records,
     read_config,
@@ -152,6 +153,5 @@ def tokens_per_step(train_config: Mapping[str, Any]) -> int | None:
 def read_curves(run_dir: str | os.PathLike) -> Curves:
     """The train and validation curves a run recorded so far (empty when it recorded none)."""
     curves = curves_from_records(json_records(read_text(Path(run_dir) / METRICS_FILE)))
-    info = read_config(run_dir) or {}
-    cfg = info.get("train_config")
-    return dataclasses.replace(curves, tokens_per_step=tokens_per_step(cfg) if isinstance(cfg, dict) else None)
+    train_config = config_part(read_config(run_dir), "train_config")
+    return dataclasses.replace(curves, tokens_per_step=tokens_per_step(train_config))

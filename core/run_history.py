@@ -19,6 +19,7 @@ from core.runs import (
     METRICS_FILE,
     RunFolderError,
     RunRecord,
+    config_part,
     display_name,
     is_being_written,
     is_number,
@@ -237,9 +238,7 @@ def started_event(run_dir: str | os.PathLike, info: Mapping[str, Any] | None = N
     info = read_config(run_dir) if info is None else info
     if not info:
         return None
-    train = info.get("train_config") if isinstance(info.get("train_config"), dict) else {}
-    model = info.get("model_config") if isinstance(info.get("model_config"), dict) else {}
-    corpus = info.get("corpus") if isinstance(info.get("corpus"), dict) else {}
+    train, model, corpus = (config_part(info, key) for key in ("train_config", "model_config", "corpus"))
 
     def num(v: Any) -> int:
         return int(v) if is_number(v) else 0

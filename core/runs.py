@@ -153,6 +153,12 @@ def read_config(run_dir: str | os.PathLike) -> dict[str, Any] | None:
     return info if isinstance(info, dict) else None
 
 
+def config_part(info: Mapping[str, Any] | None, key: str) -> dict[str, Any]:
+    """One part of a ``config.json`` (``"train_config"``, ``"model_config"``, ``"corpus"``); {} when absent or malformed."""
+    part = (info or {}).get(key)
+    return part if isinstance(part, dict) else {}
+
+
 def record_every(total_steps: int) -> int:
     """Record every k-th training step so a run writes at most :data:`MAX_TRAIN_LINES` lines."""
     return max(1, -(-int(total_steps) // MAX_TRAIN_LINES))
@@ -336,8 +342,7 @@ def read_run(path: str | os.PathLike) -> RunRecord | None:
         return None
     rec = RunRecord(path=path, display_name=display_name(path))
     info = read_config(path)
-    if info is not None and isinstance(info.get("train_config"), dict):
-        rec.train_config = info["train_config"]
+    rec.train_config = config_part(info, "train_config")
     if info is not None and isinstance(info.get("device"), str):
         rec.device = info["device"]
     try:

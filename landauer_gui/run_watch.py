@@ -37,6 +37,7 @@ from core.run_history import (
 from core.runs import (
     CONFIG_FILE,
     METRICS_FILE,
+    config_part,
     display_name,
     is_being_written,
     read_config,
@@ -215,7 +216,7 @@ class RunWatch(QFrame):
 
     def _read_config(self) -> None:
         info = read_config(self._run) or {}
-        train = info.get("train_config") if isinstance(info.get("train_config"), dict) else {}
+        train = config_part(info, "train_config")
         steps, log_every = train.get("steps"), train.get("log_every")
         self._total = steps if isinstance(steps, int) else 0
         view = self._view
