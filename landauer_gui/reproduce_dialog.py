@@ -285,7 +285,7 @@ class ReproduceDialog(QDialog):
         for w in (self.row_chooser, self.schedule, self.output_picker):
             w.save()
         self.banner.hide()
-        started = self.runner.run(reproduction, config, out)
+        started = self.runner.run(reproduction)
         self._update_controls()
         if started:
             self.running_changed.emit(True)

@@ -27,7 +27,6 @@ from core.hparams import TrainConfig
 from core.published import PUBLISHED_ROWS, rows_of_setting
 from core.reproduce_report import RowSummary, format_duration, summarize
 from landauer_gui.event_log import batched, fmt_duration, is_step
-from landauer_gui.reproduce_choices import state_path
 from landauer_gui.workers import WorkerSlot
 
 if TYPE_CHECKING:
@@ -56,7 +55,8 @@ class ReproduceRunner(QWidget):
         super().__init__(parent)
         self._reproduction: Reproduction | None = None
         self._config: ReproduceConfig | None = None
-        self._out: Path | None = None
+        self._out: Path | None = None  # the Markdown table
+        self._state: Path | None = None  # the seeds done so far
         self._results: dict[tuple[str, int], SeedResult] = {}
         self._summaries: list[RowSummary] = []
         self._markdown = ""
@@ -114,11 +114,13 @@ class ReproduceRunner(QWidget):
 
     # -- running ----------------------------------------------------------------------------
 
-    def run(self, reproduction: Reproduction, config: ReproduceConfig, out: Path) -> bool:
-        """Iterate ``reproduction`` (writing ``out``) on the worker; False if one runs already."""
+    def run(self, reproduction: Reproduction) -> bool:
+        """Iterate ``reproduction`` (writing its Markdown and state files) on the worker; False if
+        one runs already."""
         from core.reproduce import SeedProgress
 
-        self._reproduction, self._config, self._out = reproduction, config, out
+        self._reproduction, self._config = reproduction, reproduction.config
+        self._out, self._state = reproduction.markdown_path, reproduction.state_path
         self._results.clear()
         self._markdown = ""
         self._stopping = False
@@ -128,7 +130,7 @@ class ReproduceRunner(QWidget):
         self.log.clear()
         self.overall.setValue(0)
         self.overall.setFormat("Planning…")
-        self.seed_progress.setRange(0, config.steps)
+        self.seed_progress.setRange(0, reproduction.config.steps)
         self.seed_progress.setValue(0)
         self.status.setText("Reading the corpus and the earlier results…")
 
@@ -238,7 +240,7 @@ class ReproduceRunner(QWidget):
             self.overall.setFormat("Ended with an error")
         elif ev.stopped:
             self.status.setText(f"Stopped: {self._done} of {self._plan_total} seed runs are kept "
-                                f"in {state_path(self._out).name}; Start continues where this stopped.")
+                                f"in {self._state.name}; Start continues where this stopped.")
             self.overall.setFormat(f"Stopped · {self._done} of {self._plan_total} seed runs")
         else:
             self.status.setText(f"Finished: the table is in {self._out}.")
