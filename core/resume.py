@@ -52,7 +52,7 @@ class ResumedSettings:
 
 def saved_train_config(payload: Mapping[str, Any]) -> dict[str, Any] | None:
     """The training settings a checkpoint payload recorded, or None (e.g. an original checkpoint)."""
-    extras = payload.get("landauer_studio")
+    extras = payload.get("landauer_studio")  # checkpoint_validation.EXTRAS_KEY, not imported: it loads torch
     saved = extras.get("train_config") if isinstance(extras, Mapping) else None
     return dict(saved) if isinstance(saved, Mapping) and saved else None
 

@@ -32,6 +32,7 @@ import torch
 
 from core.allocator import keep_freed_memory
 from core.checkpoint import (
+    EXTRAS_KEY,
     FORMAT_VERSION,
     CheckpointError,
     build_payload,
@@ -275,7 +276,7 @@ class Trainer:
             payload = load_checkpoint(cfg.resume)
         except CheckpointError as exc:
             raise _Abort("checkpoint", str(exc)) from exc
-        extras = payload.get("landauer_studio")
+        extras = payload.get(EXTRAS_KEY)
         if not isinstance(extras, dict) or "optimizer_state" not in extras or "rng" not in extras:
             raise _Abort("checkpoint", f"{cfg.resume} holds weights but no training state "
                          "(optimiser, random generators), so training cannot resume from it")
@@ -296,7 +297,7 @@ class Trainer:
         return payload
 
     def _restore(self, payload: dict[str, Any]) -> None:
-        extras = payload["landauer_studio"]
+        extras = payload[EXTRAS_KEY]
         try:
             self.model.load_state_dict(payload["model_state"])
             self.optimizer.load_state_dict(with_implementation(extras["optimizer_state"], self.optimizer))
